@@ -1,0 +1,213 @@
+"""Run configuration: one frozen dataclass per stage, and the flag parser made from them.
+
+The defaults are the tutorial's hyper-parameters.  Command-line flags are the
+field names with dashes (``vocab_size`` -> ``--vocab-size``), generated from the
+dataclasses so the two cannot drift apart.  This module imports no torch.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import typing
+from dataclasses import dataclass, field
+from typing import Any, Sequence
+
+BACKENDS = ("torch", "keras", "tf")
+DEVICES = ("auto", "cpu", "cuda")
+
+
+def _check(ok: bool, name: str, rule: str, value: object, fix: str = "") -> None:
+    if not ok:
+        msg = f"`{name}` {rule}. Received: {name}={value!r}"
+        raise ValueError(f"{msg}. {fix}" if fix else msg)
+
+
+@dataclass(frozen=True)
+class DataConfig:
+    """Where the reviews come from and how they are split and ordered."""
+
+    data: str | None = field(
+        default=None,
+        metadata={
+            "help": "IMDb source: an aclImdb directory, an aclImdb tarball, 'hub' (Hugging Face "
+            "stanfordnlp/imdb) or an http(s) URL of the tarball. Default: $EMBEDDINGS_DATA, "
+            "else the local cache, then the hub, then the Stanford URL."
+        },
+    )
+    validation_split: float = field(
+        default=0.2, metadata={"help": "fraction of the reviews held out for validation"}
+    )
+    split_seed: int = field(
+        default=123, metadata={"help": "seed of the Keras split and of the tf.data shuffle"}
+    )
+    reshuffle: bool = field(
+        default=False,
+        metadata={
+            "help": "give the training rows a fresh order every epoch instead of the tutorial's "
+            "one cached order"
+        },
+    )
+
+    def __post_init__(self) -> None:
+        _check(0.0 < self.validation_split < 1.0, "validation_split", "must lie strictly "
+               "between 0 and 1", self.validation_split, "The tutorial uses 0.2.")
+
+
+@dataclass(frozen=True)
+class TextConfig:
+    """The vectorizer: vocabulary size and sequence length."""
+
+    vocab_size: int = field(
+        default=10_000, metadata={"help": "vocabulary size, '' and '[UNK]' included"}
+    )
+    sequence_length: int = field(
+        default=100, metadata={"help": "tokens kept per review (padded or truncated)"}
+    )
+
+    def __post_init__(self) -> None:
+        _check(self.vocab_size >= 3, "vocab_size", "must be at least 3 (padding, [UNK] and "
+               "one token)", self.vocab_size)
+        _check(self.sequence_length >= 1, "sequence_length", "must be at least 1",
+               self.sequence_length)
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """The classifier's widths (its vocabulary size comes from :class:`TextConfig`)."""
+
+    embedding_dim: int = field(default=16, metadata={"help": "embedding width D"})
+    hidden_units: int = field(default=16, metadata={"help": "width H of the hidden Dense layer"})
+
+    def __post_init__(self) -> None:
+        _check(self.embedding_dim >= 1, "embedding_dim", "must be at least 1", self.embedding_dim)
+        _check(self.hidden_units >= 1, "hidden_units", "must be at least 1", self.hidden_units)
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """The optimisation loop and where its outputs go."""
+
+    backend: str = field(
+        default="torch", metadata={"help": "which implementation trains", "choices": BACKENDS}
+    )
+    device: str = field(
+        default="auto", metadata={"help": "auto picks cuda when available", "choices": DEVICES}
+    )
+    batch_size: int = field(default=1024, metadata={"help": "reviews per step"})
+    epochs: int = field(default=15, metadata={"help": "passes over the training rows"})
+    learning_rate: float = field(default=1e-3, metadata={"help": "Adam's learning rate"})
+    seed: int = field(
+        default=0,
+        metadata={
+            "help": "weight-initialisation seed; seed s gives TensorFlow's weights for the "
+            "tutorial with keras.utils.set_random_seed(s) before the model is built"
+        },
+    )
+    out: str | None = field(
+        default=None, metadata={"help": "run directory to create. Default: runs/<timestamp>"}
+    )
+
+    def __post_init__(self) -> None:
+        _check(self.backend in BACKENDS, "backend", f"must be one of {', '.join(BACKENDS)}",
+               self.backend)
+        _check(self.device in DEVICES, "device", f"must be one of {', '.join(DEVICES)}",
+               self.device)
+        _check(self.batch_size >= 1, "batch_size", "must be at least 1", self.batch_size)
+        _check(self.epochs >= 1, "epochs", "must be at least 1", self.epochs)
+        _check(self.learning_rate > 0, "learning_rate", "must be positive", self.learning_rate)
+        _check(self.seed >= 0, "seed", "must be non-negative", self.seed)
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    """Everything one training run needs, one section per stage."""
+
+    data: DataConfig = DataConfig()
+    text: TextConfig = TextConfig()
+    model: ModelConfig = ModelConfig()
+    train: TrainConfig = TrainConfig()
+
+    def to_dict(self) -> dict[str, dict[str, Any]]:
+        """A JSON-ready ``{section: {field: value}}`` mapping."""
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, raw: dict[str, dict[str, Any]]) -> RunConfig:
+        """Inverse of :meth:`to_dict`; unknown sections or fields raise ``ValueError``."""
+        sections = {f.name: f.type for f in dataclasses.fields(cls)}
+        unknown = set(raw) - set(sections)
+        _check(not unknown, "config", f"has only the sections {sorted(sections)}", sorted(unknown))
+        hints = typing.get_type_hints(cls)
+        built = {}
+        for name, values in raw.items():
+            section_cls = hints[name]
+            names = {f.name for f in dataclasses.fields(section_cls)}
+            extra = set(values) - names
+            _check(not extra, f"config.{name}", f"has only the fields {sorted(names)}",
+                   sorted(extra))
+            built[name] = section_cls(**values)
+        return cls(**built)
+
+
+def _sections() -> list[tuple[str, type]]:
+    hints = typing.get_type_hints(RunConfig)
+    return [(f.name, hints[f.name]) for f in dataclasses.fields(RunConfig)]
+
+
+class _Parser(argparse.ArgumentParser):
+    """An ``ArgumentParser`` whose errors list the valid flags."""
+
+    def error(self, message: str) -> typing.NoReturn:
+        flags = sorted(a.option_strings[-1] for a in self._actions if a.option_strings)
+        self.exit(2, f"{self.prog}: error: {message}\nValid flags: {' '.join(flags)}\n")
+
+
+def _flag_type(tp: Any) -> Any:
+    """The scalar type behind ``X`` or ``X | None``."""
+    args = [a for a in typing.get_args(tp) if a is not type(None)]
+    return args[0] if args else tp
+
+
+def build_parser(prog: str, description: str) -> argparse.ArgumentParser:
+    """A parser with one flag per field of every section of :class:`RunConfig`."""
+    parser = _Parser(prog=prog, description=description)
+    for section, section_cls in _sections():
+        group = parser.add_argument_group(section)
+        hints = typing.get_type_hints(section_cls)
+        for f in dataclasses.fields(section_cls):
+            flag = "--" + f.name.replace("_", "-")
+            help_ = f"{f.metadata.get('help', '')} (default: {f.default})"
+            kind = _flag_type(hints[f.name])
+            if kind is bool:
+                group.add_argument(flag, dest=f"{section}.{f.name}", action="store_true",
+                                   help=help_)
+            else:
+                group.add_argument(flag, dest=f"{section}.{f.name}", type=kind,
+                                   default=f.default, choices=f.metadata.get("choices"),
+                                   metavar=f.name.upper(), help=help_)
+    return parser
+
+
+def config_from_args(args: argparse.Namespace) -> RunConfig:
+    """Build a :class:`RunConfig` from a namespace made by :func:`build_parser`."""
+    raw: dict[str, dict[str, Any]] = {}
+    for key, value in vars(args).items():
+        if "." in key:
+            section, name = key.split(".", 1)
+            raw.setdefault(section, {})[name] = value
+    return RunConfig.from_dict(raw)
+
+
+def parse_args(argv: Sequence[str] | None, prog: str, description: str) -> RunConfig:
+    """Parse command-line flags into a validated :class:`RunConfig`.
+
+    A value that breaks a section's rule (say ``--epochs 0``) exits with the
+    parser's usage error and the rule, like an unknown flag does.
+    """
+    parser = build_parser(prog, description)
+    args = parser.parse_args(argv)
+    try:
+        return config_from_args(args)
+    except ValueError as err:
+        parser.error(str(err))

@@ -1,0 +1,149 @@
+"""The tutorial's classifier in native PyTorch, with Keras's initializers, loss and metric.
+
+Shape letters: B batch (1024), T sequence length (100), V vocabulary (10,000),
+D embedding width (16), H hidden units (16).
+
+``ids (B, T) -> MeanEmbedding -> (B, D) -> Dense(H) + ReLU -> (B, H) -> Dense(1) -> (B,)``
+
+Parameters keep the Keras layout and names, so they map one to one:
+``embedding.embeddings`` ``(V, D)``, ``dense.kernel`` ``(D, H)``, ``dense.bias``,
+``dense_1.kernel`` ``(H, 1)``, ``dense_1.bias``.  There is no ``padding_idx``:
+padding positions count in the mean and the padding row trains, as in Keras.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+
+import torch
+from torch import nn
+
+from embeddings.ops import MeanEmbedding
+from embeddings.tfrandom import stateless_uniform
+
+# Keras's weight names for each of our parameters.
+KERAS_NAMES = {
+    "embedding.embeddings": "embedding/embeddings",
+    "dense.kernel": "dense/kernel",
+    "dense.bias": "dense/bias",
+    "dense_1.kernel": "dense_1/kernel",
+    "dense_1.bias": "dense_1/bias",
+}
+
+
+class Dense(nn.Module):
+    """Keras ``Dense``: ``x @ kernel + bias`` with a ``(in, out)`` kernel.
+
+    The matmul and the bias add are separate float32 operations, as in Keras
+    (a fused ``addmm`` rounds differently).
+
+    Args:
+        in_features (int): input width.
+        out_features (int): output width.
+    """
+
+    def __init__(self, in_features: int, out_features: int) -> None:
+        super().__init__()
+        self.kernel = nn.Parameter(torch.empty(in_features, out_features))
+        self.bias = nn.Parameter(torch.zeros(out_features))
+        limit = glorot_limit(in_features, out_features)
+        nn.init.uniform_(self.kernel, -limit, limit)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.matmul(x, self.kernel) + self.bias  # (B, in) -> (B, out)
+
+
+def glorot_limit(fan_in: int, fan_out: int) -> float:
+    """Keras ``glorot_uniform``'s bound, computed in the same Python float steps."""
+    scale = 1.0 / max(1.0, (fan_in + fan_out) / 2.0)
+    return math.sqrt(3.0 * scale)
+
+
+class SentimentClassifier(nn.Module):
+    """Embedding -> mean over all positions -> Dense(H, relu) -> Dense(1), giving logits.
+
+    Args:
+        vocab_size (int): V, rows of the embedding table.
+        embedding_dim (int): D. Default: ``16``.
+        hidden_units (int): H. Default: ``16``.
+    """
+
+    def __init__(self, vocab_size: int, embedding_dim: int = 16, hidden_units: int = 16) -> None:
+        super().__init__()
+        self.embedding = MeanEmbedding(vocab_size, embedding_dim)
+        self.dense = Dense(embedding_dim, hidden_units)
+        self.dense_1 = Dense(hidden_units, 1)
+
+    def forward(self, ids: torch.Tensor) -> torch.Tensor:
+        """Logits for a batch of id sequences.
+
+        Args:
+            ids (torch.Tensor): ``(B, T)`` int64 ids.
+
+        Returns:
+            torch.Tensor: ``(B,)`` float32 logits.
+        """
+        pooled = self.embedding(ids)  # (B, T) -> (B, D)
+        hidden = torch.relu(self.dense(pooled))  # (B, D) -> (B, H)
+        return self.dense_1(hidden).squeeze(1)  # (B, H) -> (B, 1) -> (B,)
+
+
+@torch.no_grad()
+def keras_init_(model: SentimentClassifier, seed: int) -> None:
+    """Give ``model`` the initial weights TensorFlow gives the tutorial for ``seed``.
+
+    ``keras.utils.set_random_seed(seed)`` seeds Python's ``random``; each layer
+    then draws ``random.randint(1, 10**9)`` when it is constructed (Embedding,
+    Dense, Dense) and builds its kernel with ``stateless_uniform`` on
+    ``[s mod (2**31 - 2), 0]``.  Biases start at zero.  (``PARITY.md`` section 8.)
+
+    Args:
+        model (SentimentClassifier): the model to fill in place.
+        seed (int): the ``keras.utils.set_random_seed`` value.
+    """
+    rng = random.Random(seed)
+    layer_seeds = [rng.randint(1, 10**9) for _ in range(3)]
+
+    def draw(shape: tuple[int, ...], layer_seed: int, limit: float) -> torch.Tensor:
+        values = stateless_uniform(shape, (layer_seed % (2**31 - 2), 0), -limit, limit)
+        return torch.from_numpy(values)
+
+    table = model.embedding.embeddings
+    table.copy_(draw(tuple(table.shape), layer_seeds[0], 0.05))
+    for layer, layer_seed in ((model.dense, layer_seeds[1]), (model.dense_1, layer_seeds[2])):
+        fan_in, fan_out = layer.kernel.shape
+        layer.kernel.copy_(draw((fan_in, fan_out), layer_seed, glorot_limit(fan_in, fan_out)))
+        layer.bias.zero_()
+
+
+def binary_crossentropy_from_logits(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    """Keras ``BinaryCrossentropy(from_logits=True)``: batch mean of the per-review loss.
+
+    Written with the same operations as ``tf.nn.sigmoid_cross_entropy_with_logits``
+    (``max(x, 0) - x z + log1p(exp(-|x|))``, the branches chosen by ``x >= 0``), so
+    autograd differentiates the same expression TensorFlow does; the sum is then
+    divided by the batch size.
+
+    Args:
+        logits (torch.Tensor): ``(B,)`` float logits.
+        labels (torch.Tensor): ``(B,)`` labels in {0, 1}, any dtype.
+
+    Returns:
+        torch.Tensor: the scalar loss.
+    """
+    z = labels.to(logits.dtype)
+    positive = logits >= 0
+    relu_logits = torch.where(positive, logits, torch.zeros_like(logits))
+    neg_abs_logits = torch.where(positive, -logits, logits)
+    per_review = (relu_logits - logits * z) + torch.log1p(torch.exp(neg_abs_logits))
+    return per_review.sum() / logits.shape[0]
+
+
+def keras_predictions(logits: torch.Tensor) -> torch.Tensor:
+    """The class Keras's ``'accuracy'`` sees for this model: 1 where the *logit* is above 0.5.
+
+    Keras resolves ``'accuracy'`` on a one-unit output to ``BinaryAccuracy(0.5)``
+    applied to the raw output, which here is a logit (``PARITY.md`` section 8).
+    """
+    return (logits > 0.5).to(torch.int64)

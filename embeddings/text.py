@@ -1,0 +1,271 @@
+"""``TextVectorization``: Keras's layer rebuilt on raw bytes, with no TensorFlow.
+
+TensorFlow's string ops work on bytes and never decode UTF-8, so every rule
+here is a byte rule (``PARITY.md`` sections 1-5):
+
+* lowercasing maps only ``A``-``Z``; other bytes, UTF-8 or not, are unchanged;
+* ``"tutorial"`` standardization lowercases, replaces ``<br />`` with a space,
+  then deletes the 32 ASCII punctuation bytes;
+* ``"whitespace"`` splitting splits on runs of `` \\t\\n\\v\\f\\r`` only;
+* ``adapt`` orders the vocabulary by count, then by token bytes, both
+  descending, after ``''`` (padding, id 0) and ``'[UNK]'`` (id 1);
+* ``int`` output keeps the first ``output_sequence_length`` tokens and pads
+  with zeros on the right.
+
+Text can be given as ``str`` or ``bytes``; a ``str`` is encoded as UTF-8 with
+``surrogateescape``, so bytes decoded that way come back unchanged.
+
+>>> vec = TextVectorization(max_tokens=10, output_sequence_length=5)
+>>> vec.adapt(["a b c d e f g"])
+>>> vec(["a b", "zz a"]).tolist()
+[[8, 7, 0, 0, 0], [1, 8, 0, 0, 0]]
+"""
+
+from __future__ import annotations
+
+import os
+import string
+from pathlib import Path
+from typing import Callable, Iterable, Sequence, Union
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+import torch
+
+TextLike = Union[str, bytes]
+Standardizer = Callable[[bytes], Union[bytes, str]]
+Splitter = Callable[[bytes], Sequence[Union[bytes, str]]]
+
+PAD_TOKEN = ""
+OOV_TOKEN = "[UNK]"
+STANDARDIZE_MODES = ("tutorial", "lower_and_strip_punctuation", "lower", "strip_punctuation")
+SPLIT_MODES = ("whitespace", "character")
+
+_LOWER = bytes.maketrans(string.ascii_uppercase.encode(), string.ascii_lowercase.encode())
+_PUNCT = string.punctuation.encode()  # the 32 bytes of re.escape(string.punctuation)'s class
+
+
+def _to_bytes(text: TextLike) -> bytes:
+    if isinstance(text, bytes):
+        return text
+    if isinstance(text, str):
+        return text.encode("utf-8", "surrogateescape")
+    raise TypeError(f"texts must be str or bytes. Received: a {type(text).__name__}: {text!r:.80}")
+
+
+def _tutorial(b: bytes) -> bytes:
+    return b.translate(_LOWER).replace(b"<br />", b" ").translate(None, _PUNCT)
+
+
+def _lower_and_strip(b: bytes) -> bytes:
+    return b.translate(_LOWER, _PUNCT)
+
+
+def _lower(b: bytes) -> bytes:
+    return b.translate(_LOWER)
+
+
+def _strip(b: bytes) -> bytes:
+    return b.translate(None, _PUNCT)
+
+
+_STANDARDIZERS: dict[str, Callable[[bytes], bytes]] = {
+    "tutorial": _tutorial,
+    "lower_and_strip_punctuation": _lower_and_strip,
+    "lower": _lower,
+    "strip_punctuation": _strip,
+}
+
+
+def _characters(b: bytes) -> list[bytes]:
+    """``tf.strings.unicode_split(x, 'UTF-8')``: one token per code point, U+FFFD for bad bytes."""
+    return [c.encode() for c in b.decode("utf-8", "replace")]
+
+
+class TextVectorization:
+    """Turn texts into padded integer sequences, exactly as Keras's layer does on TensorFlow.
+
+    Args:
+        max_tokens (int | None): vocabulary size including ``''`` and ``'[UNK]'``;
+            ``None`` keeps every token. Default: ``None``.
+        standardize (str | Callable | None): ``"tutorial"`` (the tutorial's custom
+            standardization), ``"lower_and_strip_punctuation"``, ``"lower"``,
+            ``"strip_punctuation"``, ``None``, or a callable from bytes to bytes or str.
+            Default: ``"lower_and_strip_punctuation"``.
+        split (str | Callable | None): ``"whitespace"``, ``"character"``, ``None``
+            (the whole text is one token) or a callable from bytes to a token list.
+            Default: ``"whitespace"``.
+        output_mode (str): only ``"int"``. Default: ``"int"``.
+        output_sequence_length (int | None): pad or truncate every sequence to this
+            length; ``None`` pads to the longest text of each call. Default: ``None``.
+        vocabulary (Sequence[str | bytes] | str | os.PathLike | None): a token list or
+            a file with one token per line; see :meth:`set_vocabulary`. Default: ``None``.
+
+    Raises:
+        ValueError: an unknown mode or a bad size (the message names it).
+    """
+
+    def __init__(
+        self,
+        max_tokens: int | None = None,
+        standardize: str | Standardizer | None = "lower_and_strip_punctuation",
+        split: str | Splitter | None = "whitespace",
+        output_mode: str = "int",
+        output_sequence_length: int | None = None,
+        vocabulary: Sequence[TextLike] | str | os.PathLike[str] | None = None,
+    ) -> None:
+        if max_tokens is not None and max_tokens < 3:
+            raise ValueError(
+                "max_tokens must be None or at least 3 ('' and '[UNK]' count). "
+                f"Received: max_tokens={max_tokens}"
+            )
+        if isinstance(standardize, str) and standardize not in _STANDARDIZERS:
+            raise ValueError(
+                f"standardize must be one of {STANDARDIZE_MODES}, None or a callable. "
+                f"Received: standardize={standardize!r}"
+            )
+        if isinstance(split, str) and split not in SPLIT_MODES:
+            raise ValueError(
+                f"split must be one of {SPLIT_MODES}, None or a callable. Received: split={split!r}"
+            )
+        if output_mode != "int":
+            raise ValueError(
+                f"Only output_mode='int' is supported. Received: output_mode={output_mode!r}"
+            )
+        if output_sequence_length is not None and output_sequence_length < 1:
+            raise ValueError(
+                "output_sequence_length must be None or at least 1. "
+                f"Received: output_sequence_length={output_sequence_length}"
+            )
+        self.max_tokens = max_tokens
+        self.standardize = standardize
+        self.split = split
+        self.output_mode = output_mode
+        self.output_sequence_length = output_sequence_length
+        self._tokens: list[bytes] = [PAD_TOKEN.encode(), OOV_TOKEN.encode()]
+        self._vocab_array = pa.array(self._tokens, pa.large_binary()).view(pa.large_string())
+        if vocabulary is not None:
+            self.set_vocabulary(vocabulary)
+
+    # -- text to tokens ------------------------------------------------------
+    def _standardize(self, text: TextLike) -> bytes:
+        b = _to_bytes(text)
+        if self.standardize is None:
+            return b
+        if isinstance(self.standardize, str):
+            return _STANDARDIZERS[self.standardize](b)
+        return _to_bytes(self.standardize(b))
+
+    def _token_lists(self, texts: Iterable[TextLike], limit: int | None = None) -> pa.Array:
+        """Tokens of each text as an Arrow list array of (unvalidated) strings.
+
+        With ``limit``, each list holds at least the first ``limit`` tokens (the
+        rest may be left unsplit).  Whitespace splitting runs in Arrow's C++
+        kernels, whose separators are exactly Python's ``bytes.split()`` six.
+        """
+        standardized = [self._standardize(t) for t in texts]
+        if self.split == "whitespace":
+            docs = pa.array(standardized, pa.large_binary()).view(pa.large_string())
+            docs = pc.ascii_trim_whitespace(docs)  # else leading/trailing runs give '' tokens
+            return pc.ascii_split_whitespace(docs, max_splits=limit)
+        if self.split is None:
+            lists = [[b] for b in standardized]
+        elif self.split == "character":
+            lists = [_characters(b) for b in standardized]
+        else:
+            lists = [[_to_bytes(t) for t in self.split(b)] for b in standardized]  # type: ignore[operator]
+        return pa.array(lists, pa.large_list(pa.large_binary())).view(
+            pa.large_list(pa.large_string())
+        )
+
+    # -- vocabulary ----------------------------------------------------------
+    def adapt(self, texts: Iterable[TextLike]) -> None:
+        """Learn the vocabulary from ``texts``.
+
+        Counts every token, drops ``''`` and ``'[UNK]'``, and keeps the
+        ``max_tokens - 2`` most frequent, ties broken by descending token bytes.
+        """
+        tokens = pc.list_flatten(self._token_lists(texts))
+        counts = pc.value_counts(tokens)
+        table = pa.table({"token": counts.field("values").view(pa.large_binary()),
+                          "count": counts.field("counts")})
+        specials = pa.array([PAD_TOKEN.encode(), OOV_TOKEN.encode()], pa.large_binary())
+        table = table.filter(pc.invert(pc.is_in(table["token"], value_set=specials)))
+        order = pc.sort_indices(table, sort_keys=[("count", "descending"), ("token", "descending")])
+        if self.max_tokens is not None:
+            order = order[: self.max_tokens - 2]
+        learned = table["token"].take(order).to_pylist()
+        self._set_tokens([PAD_TOKEN.encode(), OOV_TOKEN.encode()] + learned)
+
+    def set_vocabulary(self, vocabulary: Sequence[TextLike] | str | os.PathLike[str]) -> None:
+        """Use a given vocabulary instead of learning one.
+
+        Args:
+            vocabulary (Sequence[str | bytes] | str | os.PathLike): tokens in id order,
+                or a UTF-8 file with one per line.  If it does not start with ``''``
+                and ``'[UNK]'`` they are put in front, as Keras does.
+
+        Raises:
+            ValueError: duplicate tokens, or more than ``max_tokens`` of them.
+        """
+        if isinstance(vocabulary, (str, os.PathLike)):
+            lines = Path(vocabulary).read_bytes().split(b"\n")
+            tokens = lines[:-1] if lines and lines[-1] == b"" else lines
+        else:
+            tokens = [_to_bytes(t) for t in vocabulary]
+        specials = [PAD_TOKEN.encode(), OOV_TOKEN.encode()]
+        if tokens[:2] != specials:
+            tokens = specials + [t for t in tokens if t not in specials]
+        if len(set(tokens)) != len(tokens):
+            seen: set[bytes] = set()
+            dup = next(t for t in tokens if t in seen or seen.add(t))  # type: ignore[func-returns-value]
+            raise ValueError(f"vocabulary has a repeated token. Received: token={dup!r}")
+        if self.max_tokens is not None and len(tokens) > self.max_tokens:
+            raise ValueError(
+                f"vocabulary has {len(tokens)} tokens, more than max_tokens={self.max_tokens}. "
+                "Raise max_tokens or pass a shorter vocabulary."
+            )
+        self._set_tokens(tokens)
+
+    def _set_tokens(self, tokens: list[bytes]) -> None:
+        self._tokens = tokens
+        self._vocab_array = pa.array(tokens, pa.large_binary()).view(pa.large_string())
+
+    def get_vocabulary(self, include_special_tokens: bool = True) -> list[str]:
+        """The tokens in id order, as str (bytes that are not UTF-8 use ``surrogateescape``)."""
+        tokens = self._tokens if include_special_tokens else self._tokens[2:]
+        return [t.decode("utf-8", "surrogateescape") for t in tokens]
+
+    def vocabulary_size(self) -> int:
+        """Number of ids, ``''`` and ``'[UNK]'`` included."""
+        return len(self._tokens)
+
+    # -- tokens to ids -------------------------------------------------------
+    def __call__(self, texts: TextLike | Iterable[TextLike]) -> torch.Tensor:
+        """Vectorize ``texts``.
+
+        Args:
+            texts (str | bytes | Iterable[str | bytes]): one text or many.
+
+        Returns:
+            torch.Tensor: int64 ids of shape ``(N, output_sequence_length)`` (``(1, L)``
+            for a single text); unknown tokens are 1, padding is 0 on the right.
+        """
+        if len(self._tokens) <= 2:
+            raise ValueError(
+                "The vocabulary is empty: call adapt(texts) or set_vocabulary(tokens) first."
+            )
+        batch = [texts] if isinstance(texts, (str, bytes)) else texts
+        length = self.output_sequence_length
+        lists = self._token_lists(batch, length)
+        if length is not None:
+            lists = pc.list_slice(lists, 0, length)
+        lengths = pc.list_value_length(lists).to_numpy(zero_copy_only=False)
+        if length is None:
+            length = int(lengths.max(initial=0))
+        # '' (an empty text's only token) finds id 0, the padding id, as it should.
+        found = pc.index_in(pc.list_flatten(lists), value_set=self._vocab_array)
+        ids = np.zeros((len(lengths), length), dtype=np.int64)
+        ids[np.arange(length) < lengths[:, None]] = found.fill_null(1).to_numpy(zero_copy_only=False)
+        return torch.from_numpy(ids)

@@ -1,0 +1,283 @@
+"""Train the tutorial model: ``python -m embeddings.train``.
+
+With the defaults this is TensorFlow's "Word embeddings" tutorial: IMDb, the
+Keras split, the 10,000-token vectorizer, 15 epochs of Adam at batch 1024.
+``--seed s`` starts from the weights TensorFlow draws for the tutorial with
+``keras.utils.set_random_seed(s)``, and the batches come in the tutorial's
+order, so the per-epoch history is TensorFlow's.
+
+A run directory (``--out``, default ``runs/<timestamp>``) receives
+``model.safetensors``, ``vocabulary.json``, ``config.json``, ``history.json``,
+``vectors.tsv``, ``metadata.tsv`` and TensorBoard logs under ``logs/``.  It is
+assembled in a temporary sibling folder and renamed into place at the end, so a
+run that fails leaves no half-written directory.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime
+import logging
+import os
+import platform
+import shutil
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Sequence
+
+import torch
+from torchmetrics import MeanMetric
+from torchmetrics.classification import BinaryAccuracy
+from tqdm.auto import tqdm
+
+from embeddings import data as imdb
+from embeddings.config import RunConfig, parse_args
+from embeddings.export import write_run
+from embeddings.model import (
+    SentimentClassifier,
+    binary_crossentropy_from_logits,
+    keras_init_,
+    keras_predictions,
+)
+from embeddings.optim import KerasAdam
+from embeddings.text import TextVectorization
+
+log = logging.getLogger(__name__)
+
+HISTORY_KEYS = ("loss", "accuracy", "val_loss", "val_accuracy", "seconds")
+EpochCallback = Callable[[int, dict[str, float]], None]
+
+
+@dataclass
+class Prepared:
+    """The vectorized data of a run, on its device."""
+
+    vectorizer: TextVectorization
+    train_ids: torch.Tensor  # (N_train, T) int64, in epoch order
+    train_labels: torch.Tensor  # (N_train,) int64
+    val_ids: torch.Tensor  # (N_val, T)
+    val_labels: torch.Tensor  # (N_val,)
+    source: str
+
+
+def resolve_device(name: str) -> torch.device:
+    """``auto`` -> ``cuda`` when available, else ``cpu``; ``cuda`` without a GPU is an error."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name == "cuda" and not torch.cuda.is_available():
+        raise ValueError(
+            "device='cuda' was asked for but torch sees no CUDA GPU "
+            f"(torch {torch.__version__}). Received: device='cuda'; use --device cpu or auto."
+        )
+    return torch.device(name)
+
+
+def prepare(config: RunConfig, device: torch.device) -> Prepared:
+    """Load IMDb in the tutorial's split and order, adapt the vectorizer, vectorize both subsets."""
+    train, val = imdb.load_imdb(
+        config.data.data,
+        validation_split=config.data.validation_split,
+        seed=config.data.split_seed,
+        batch_size=config.train.batch_size,
+    )
+    vectorizer = TextVectorization(
+        max_tokens=config.text.vocab_size,
+        standardize="tutorial",
+        output_sequence_length=config.text.sequence_length,
+    )
+    train_texts = imdb.exact_texts(train)
+    vectorizer.adapt(train_texts)
+
+    def labels(ds: object) -> torch.Tensor:
+        return torch.tensor(ds["label"], dtype=torch.int64, device=device)  # type: ignore[index]
+
+    return Prepared(
+        vectorizer=vectorizer,
+        train_ids=vectorizer(train_texts).to(device),
+        train_labels=labels(train),
+        val_ids=vectorizer(imdb.exact_texts(val)).to(device),
+        val_labels=labels(val),
+        source=str(config.data.data or os.environ.get("EMBEDDINGS_DATA") or "default sources"),
+    )
+
+
+def _batches(n: int, batch_size: int) -> list[slice]:
+    return [slice(i, min(i + batch_size, n)) for i in range(0, n, batch_size)]
+
+
+@torch.no_grad()
+def evaluate(
+    model: SentimentClassifier, ids: torch.Tensor, labels: torch.Tensor, batch_size: int
+) -> tuple[float, float]:
+    """Keras's ``evaluate``: batch-size-weighted mean loss, and accuracy of logit > 0.5."""
+    loss_mean = MeanMetric().to(ids.device)
+    accuracy = BinaryAccuracy().to(ids.device)
+    for part in _batches(len(ids), batch_size):
+        logits = model(ids[part])
+        loss = binary_crossentropy_from_logits(logits, labels[part])
+        loss_mean.update(loss, weight=logits.shape[0])
+        accuracy.update(keras_predictions(logits), labels[part])
+    return float(loss_mean.compute()), float(accuracy.compute())
+
+
+def fit(
+    model: SentimentClassifier,
+    prepared: Prepared,
+    config: RunConfig,
+    on_epoch_end: EpochCallback | None = None,
+) -> dict[str, list[float]]:
+    """Train ``model`` in place with Keras's Adam and return the Keras-style history.
+
+    Each epoch walks the training rows in order (a fresh order per epoch with
+    ``--reshuffle``), reporting training loss and accuracy from each batch's
+    forward pass before its update, then evaluates the validation rows.
+    """
+    optimizer = KerasAdam(model.parameters(), lr=config.train.learning_rate)
+    history: dict[str, list[float]] = {k: [] for k in HISTORY_KEYS}
+    device = prepared.train_ids.device
+    batches = _batches(len(prepared.train_ids), config.train.batch_size)
+    for epoch in range(config.train.epochs):
+        start = time.perf_counter()
+        ids, labels = prepared.train_ids, prepared.train_labels
+        if config.data.reshuffle:
+            order = torch.from_numpy(
+                imdb.reshuffled_order(len(ids), epoch, config.train.seed)
+            ).to(device)
+            ids, labels = ids[order], labels[order]
+        loss_mean = MeanMetric().to(device)
+        accuracy = BinaryAccuracy().to(device)
+        bar = tqdm(batches, desc=f"Epoch {epoch + 1}/{config.train.epochs}", unit="batch",
+                   leave=False, disable=None, file=sys.stderr)
+        for part in bar:
+            logits = model(ids[part])
+            loss = binary_crossentropy_from_logits(logits, labels[part])
+            optimizer.zero_grad()
+            loss.backward()
+            optimizer.step()
+            loss_mean.update(loss.detach(), weight=logits.shape[0])
+            accuracy.update(keras_predictions(logits.detach()), labels[part])
+        val_loss, val_accuracy = evaluate(
+            model, prepared.val_ids, prepared.val_labels, config.train.batch_size
+        )
+        logs = {
+            "loss": float(loss_mean.compute()),
+            "accuracy": float(accuracy.compute()),
+            "val_loss": val_loss,
+            "val_accuracy": val_accuracy,
+            "seconds": time.perf_counter() - start,
+        }
+        for key in HISTORY_KEYS:
+            history[key].append(logs[key])
+        if on_epoch_end is not None:
+            on_epoch_end(epoch, logs)
+    return history
+
+
+def _epoch_line(epoch: int, epochs: int, logs: dict[str, float]) -> str:
+    metrics = " - ".join(f"{k}: {logs[k]:.4f}" for k in HISTORY_KEYS if k != "seconds")
+    return f"Epoch {epoch + 1}/{epochs} - {logs['seconds']:.2f}s - {metrics}"
+
+
+def _new_run_dir(out: str | None) -> Path:
+    if out is None:
+        stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
+        return Path("runs") / stamp
+    path = Path(out)
+    if path.exists() and (not path.is_dir() or any(path.iterdir())):
+        raise ValueError(
+            f"The run directory {path} already exists and is not empty. Received: out={out!r}; "
+            "pass a new --out (runs are never overwritten)."
+        )
+    return path
+
+
+def run(config: RunConfig, on_epoch_end: EpochCallback | None = None) -> Path:
+    """Train with ``config`` and write the run directory; returns its path."""
+    if config.train.backend != "torch":
+        raise NotImplementedError(
+            f"--backend {config.train.backend} is not available in this version of embeddings: "
+            "only --backend torch trains today (Keras 3 on torch and the TensorFlow reference "
+            f"are planned). Received: backend={config.train.backend!r}; use --backend torch."
+        )
+    out = _new_run_dir(config.train.out)
+    device = resolve_device(config.train.device)
+    torch.manual_seed(config.train.seed)
+    prepared = prepare(config, device)
+    vocab_size = config.text.vocab_size
+    model = SentimentClassifier(vocab_size, config.model.embedding_dim, config.model.hidden_units)
+    keras_init_(model, config.train.seed)
+    model.to(device)
+
+    out.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}.partial-"))
+    try:
+        from torch.utils.tensorboard import SummaryWriter
+
+        writers = {
+            "train": SummaryWriter(str(staging / "logs" / "train")),
+            "validation": SummaryWriter(str(staging / "logs" / "validation")),
+        }
+
+        def log_epoch(epoch: int, logs: dict[str, float]) -> None:
+            for prefix, writer in (("", writers["train"]), ("val_", writers["validation"])):
+                writer.add_scalar("epoch_loss", logs[prefix + "loss"], epoch)
+                writer.add_scalar("epoch_accuracy", logs[prefix + "accuracy"], epoch)
+            if on_epoch_end is not None:
+                on_epoch_end(epoch, logs)
+
+        history = fit(model, prepared, config, log_epoch)
+        for writer in writers.values():
+            writer.close()
+        run_config = {
+            **config.to_dict(),
+            "run": {
+                "device": str(device),
+                "data_source": prepared.source,
+                "vocabulary_size": prepared.vectorizer.vocabulary_size(),
+                "train_reviews": len(prepared.train_ids),
+                "val_reviews": len(prepared.val_ids),
+                "torch": torch.__version__,
+                "python": platform.python_version(),
+                "finished": datetime.datetime.now(datetime.timezone.utc).isoformat(),
+            },
+        }
+        write_run(
+            staging,
+            state_dict=model.state_dict(),
+            vocabulary=prepared.vectorizer.get_vocabulary(),
+            config=run_config,
+            history=history,
+        )
+        if out.exists():
+            out.rmdir()  # empty, checked above
+        os.replace(staging, out)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    return out
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """The command line: parse flags, train, print a Keras-style line per epoch."""
+    config = parse_args(argv, prog="python -m embeddings.train", description=__doc__.splitlines()[0])
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    epochs = config.train.epochs
+
+    def report(epoch: int, logs: dict[str, float]) -> None:
+        print(_epoch_line(epoch, epochs, logs), flush=True)
+
+    start = time.perf_counter()
+    try:
+        out = run(config, report)
+    except (imdb.DataSourceError, ValueError, NotImplementedError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    print(f"Wrote {out} in {time.perf_counter() - start:.1f}s", flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

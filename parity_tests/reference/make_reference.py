@@ -1,0 +1,204 @@
+"""Record TensorFlow's outputs for the "Word embeddings" tutorial as parity fixtures.
+
+Runs only where the ``tf`` extra is installed (``nox -s parity_live`` does it);
+everything it writes is read back by the offline parity tests, which need no
+TensorFlow.  The tutorial is reproduced as written: the same directory walk,
+split, cached tf.data pipeline, custom standardization and model.
+
+What it records into ``--out`` (default: ``parity_tests/fixtures``):
+
+* ``tutorial_text.json``: the training/validation file lists (as SHA-256 of the
+  newline-joined relative paths, plus the first names of each pass-0 order), the
+  10,000-token vocabulary, and one 16-hex-digit hash per review of its int64
+  sequence, for all 25,000 reviews in sorted-walk order.
+* ``tutorial_history.json``: per-epoch ``fit`` history of the tutorial for seeds
+  0-4, where "seed s" means ``keras.utils.set_random_seed(s)`` right after
+  ``adapt`` and before the model is built.
+
+Usage::
+
+    python parity_tests/reference/make_reference.py --data aclImdb-train.tar.gz
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import hashlib
+import json
+import os
+import platform
+import re
+import string
+import sys
+import tarfile
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+
+def _atomic_write_json(path: Path, obj: object) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps(obj, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
+    os.replace(tmp, path)
+
+
+def _train_dir(data: Path, workdir: Path) -> Path:
+    """Return the ``aclImdb/train`` directory, extracting ``data`` if it is a tarball."""
+    if data.is_dir():
+        return data / "train" if (data / "train").is_dir() else data
+    with tarfile.open(data) as tar:
+        members = [m for m in tar.getmembers() if "/train/neg/" in m.name or "/train/pos/" in m.name]
+        tar.extractall(workdir, members=members, filter="data")
+    return workdir / "aclImdb" / "train"
+
+
+def sequence_hash(row: np.ndarray) -> str:
+    """First 16 hex digits of the SHA-256 of an int64 little-endian sequence."""
+    return hashlib.sha256(np.ascontiguousarray(row, dtype="<i8").tobytes()).hexdigest()[:16]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--data", type=Path, required=True, help="aclImdb directory or tarball")
+    parser.add_argument("--out", type=Path, default=Path(__file__).resolve().parents[1] / "fixtures")
+    parser.add_argument("--seeds", type=int, default=5, help="seeded tutorial runs to record")
+    parser.add_argument("--epochs", type=int, default=15)
+    args = parser.parse_args()
+
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    import keras
+    import tensorflow as tf
+
+    args.out.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory() as tmp:
+        train_dir = _train_dir(args.data, Path(tmp))
+
+        # --- The tutorial, as written. ---------------------------------------
+        batch_size = 1024
+        seed = 123
+        train_ds = keras.utils.text_dataset_from_directory(
+            train_dir, batch_size=batch_size, validation_split=0.2, subset="training", seed=seed
+        )
+        val_ds = keras.utils.text_dataset_from_directory(
+            train_dir, batch_size=batch_size, validation_split=0.2, subset="validation", seed=seed
+        )
+        # The file lists, from the same Keras functions text_dataset_from_directory calls.
+        from keras.src.utils import dataset_utils
+
+        paths, labels, _ = dataset_utils.index_directory(
+            train_dir, "inferred", formats=(".txt",), shuffle=True, seed=seed, verbose=False
+        )
+        train_paths, val_paths = (
+            [str(Path(p).relative_to(train_dir)) for p in
+             dataset_utils.get_training_or_validation_split(paths, labels, 0.2, subset)[0]]
+            for subset in ("training", "validation")
+        )
+        train_ds = train_ds.cache().prefetch(buffer_size=tf.data.AUTOTUNE)
+        val_ds = val_ds.cache().prefetch(buffer_size=tf.data.AUTOTUNE)
+
+        def custom_standardization(input_data: tf.Tensor) -> tf.Tensor:
+            lowercase = tf.strings.lower(input_data)
+            stripped_html = tf.strings.regex_replace(lowercase, "<br />", " ")
+            return tf.strings.regex_replace(
+                stripped_html, "[%s]" % re.escape(string.punctuation), ""
+            )
+
+        vocab_size = 10000
+        sequence_length = 100
+        vectorize_layer = keras.layers.TextVectorization(
+            standardize=custom_standardization,
+            max_tokens=vocab_size,
+            output_mode="int",
+            output_sequence_length=sequence_length,
+        )
+        vectorize_layer.adapt(train_ds.map(lambda x, y: x))
+        vocabulary = [str(t) for t in vectorize_layer.get_vocabulary()]
+
+        # pass-0 order of each subset: what every epoch sees because of .cache()
+        def first_names(ds: tf.data.Dataset, n: int = 5) -> list[str]:
+            texts = next(iter(ds))[0].numpy()[:n]
+            by_bytes = {}
+            for rel in train_paths + val_paths:
+                by_bytes.setdefault((train_dir / rel).read_bytes(), rel)
+            return [by_bytes[t] for t in texts]
+
+        # --- Sequences of every review, in sorted-walk order. ----------------
+        all_paths = sorted(train_paths + val_paths, key=lambda p: (p.split("/")[0], p))
+        hashes = []
+        for start in range(0, len(all_paths), 2048):
+            chunk = [(train_dir / p).read_bytes() for p in all_paths[start : start + 2048]]
+            ids = vectorize_layer(tf.constant(chunk)).numpy()
+            hashes.extend(sequence_hash(row) for row in ids)
+
+        def digest(paths: list[str]) -> str:
+            return hashlib.sha256("\n".join(paths).encode()).hexdigest()
+
+        meta = {
+            "made_by": "parity_tests/reference/make_reference.py",
+            "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+            "tensorflow": tf.__version__,
+            "keras": keras.__version__,
+            "numpy": np.__version__,
+            "python": sys.version.split()[0],
+            "platform": platform.platform(),
+            "machine": platform.machine(),
+        }
+        _atomic_write_json(
+            args.out / "tutorial_text.json",
+            {
+                "meta": meta,
+                "split": {
+                    "train_count": len(train_paths),
+                    "val_count": len(val_paths),
+                    "train_paths_sha256": digest(train_paths),
+                    "val_paths_sha256": digest(val_paths),
+                    "train_paths_head": train_paths[:5],
+                    "val_paths_head": val_paths[:5],
+                    "train_pass0_head": first_names(train_ds),
+                    "val_pass0_head": first_names(val_ds),
+                },
+                "vocabulary": vocabulary,
+                "sequence_hash": "sha256 of the int64 little-endian row, first 16 hex digits",
+                "sequence_order": "sorted walk: neg/ then pos/, file names in Python string order",
+                "sequence_hashes": hashes,
+            },
+        )
+        print(f"wrote {args.out / 'tutorial_text.json'}", flush=True)
+
+        # --- Seeded runs of the tutorial model. ------------------------------
+        histories = {}
+        for s in range(args.seeds):
+            keras.utils.set_random_seed(s)
+            model = keras.Sequential(
+                [
+                    vectorize_layer,
+                    keras.layers.Embedding(vocab_size, 16, name="embedding"),
+                    keras.layers.GlobalAveragePooling1D(),
+                    keras.layers.Dense(16, activation="relu"),
+                    keras.layers.Dense(1),
+                ]
+            )
+            model.compile(
+                optimizer="adam",
+                loss=keras.losses.BinaryCrossentropy(from_logits=True),
+                metrics=["accuracy"],
+            )
+            hist = model.fit(train_ds, validation_data=val_ds, epochs=args.epochs, verbose=2)
+            histories[str(s)] = {k: [float(x) for x in v] for k, v in hist.history.items()}
+            print(f"seed {s}: val_accuracy {histories[str(s)]['val_accuracy']}", flush=True)
+        _atomic_write_json(
+            args.out / "tutorial_history.json",
+            {
+                "meta": meta,
+                "seed_means": "keras.utils.set_random_seed(s) after adapt, before the model",
+                "epochs": args.epochs,
+                "histories": histories,
+            },
+        )
+        print(f"wrote {args.out / 'tutorial_history.json'}", flush=True)
+
+
+if __name__ == "__main__":
+    main()
