@@ -305,7 +305,8 @@ def read_source(source: str | os.PathLike[str] | None = None) -> tuple[list[Revi
     attempts: list[tuple[str, Callable[[], list[Review]]]] = [
         (f"local cache {cache_dir() / 'aclImdb'}", lambda: read_directory(_cached())),
         (f"Hugging Face hub dataset {HUB_DATASET}", read_hub),
-        (f"download from {IMDB_URL}", lambda: read_directory(download_imdb())),
+        (f"download from {IMDB_URL}",
+         lambda: read_directory(download_imdb(IMDB_URL, IMDB_SHA256))),
     ]
     failures = []
     for what, attempt in attempts:

@@ -36,6 +36,7 @@ from tqdm.auto import tqdm
 from embeddings import data as imdb
 from embeddings.config import RunConfig, parse_args
 from embeddings.export import write_run
+from embeddings.files import umask
 from embeddings.model import (
     SentimentClassifier,
     binary_crossentropy_from_logits,
@@ -213,6 +214,7 @@ def run(config: RunConfig, on_epoch_end: EpochCallback | None = None) -> Path:
 
     out.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}.partial-"))
+    staging.chmod(0o777 & ~umask())  # mkdtemp makes 0700; give the usual mode
     try:
         from torch.utils.tensorboard import SummaryWriter
 

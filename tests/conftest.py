@@ -1,0 +1,59 @@
+"""Shared fixtures: the real IMDb reviews and a small synthetic aclImdb tree.
+
+The IMDb fixtures read ``EMBEDDINGS_DATA`` (CI points it at the shared archive)
+or the default sources.  When the data cannot be found they *fail* with the
+loader's message: a missing data set must never pass as a skip.
+"""
+
+from __future__ import annotations
+
+import random
+from pathlib import Path
+
+import pytest
+import torch
+
+from embeddings import data
+from embeddings.testing import write_imdb_tree
+
+
+@pytest.fixture(autouse=True)
+def _seed() -> None:
+    torch.manual_seed(0)
+    random.seed(0)
+
+
+@pytest.fixture(scope="session")
+def imdb_reviews() -> list[data.Review]:
+    """The 25,000 labelled training reviews in sorted-walk order."""
+    reviews, _ = data.read_source()
+    return reviews
+
+
+@pytest.fixture(scope="session")
+def imdb_split():  # type: ignore[no-untyped-def]
+    """The tutorial's (train, val) datasets."""
+    return data.load_imdb()
+
+
+def small_corpus() -> dict[str, bytes]:
+    """A 40-review corpus with a clear signal: 'good' in pos, 'bad' in neg."""
+    rng = random.Random(7)
+    words = [b"movie", b"film", b"plot", b"the", b"a", b"actor", b"scene", b"story"]
+    files = {}
+    for cls, cue in (("neg", b"bad"), ("pos", b"good")):
+        for i in range(20):
+            body = b" ".join(rng.choice(words) for _ in range(rng.randint(3, 12)))
+            files[f"{cls}/{i}_{rng.randint(1, 10)}.txt"] = cue + b" " + body + b"<br />" + cue
+    return files
+
+
+@pytest.fixture
+def small_imdb(tmp_path: Path) -> Path:
+    """A synthetic ``aclImdb`` folder, with the distractors a full download has."""
+    base = write_imdb_tree(tmp_path, small_corpus())
+    (base / "train" / "unsup").mkdir()
+    (base / "train" / "unsup" / "0_0.txt").write_bytes(b"unlabelled")
+    (base / "train" / "urls_neg.txt").write_bytes(b"http://example")
+    (base / "imdb.vocab").write_bytes(b"the\n")
+    return base

@@ -1,0 +1,151 @@
+"""TextVectorization against the worked cases of PARITY.md sections 1-5."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.compute as pc
+import pytest
+import torch
+
+from embeddings.text import TextVectorization
+
+
+def tokens(text: str | bytes, standardize: str | None = "tutorial") -> list[str]:
+    """The tokens the vectorizer sees for ``text`` (through its private splitter)."""
+    vec = TextVectorization(standardize=standardize, vocabulary=["x"])
+    flat = pc.list_flatten(vec._token_lists([text])).view(pa.large_binary())
+    return [t.decode("utf-8", "surrogateescape") for t in flat.to_pylist()]
+
+
+@pytest.mark.parametrize(
+    ("raw", "expected"),
+    [
+        ("ABC", ["abc"]),
+        ("CLICHÉ Ä ΑΒΓ İ", ["clichÉ", "Ä", "ΑΒΓ", "İ"]),  # only A-Z are lowercased
+        ("\u212a", ["\u212a"]),  # Kelvin sign stays; str.lower() would make ASCII 'k'
+    ],
+)
+def test_lowercasing_is_ascii_only(raw: str, expected: list[str]) -> None:
+    assert tokens(raw) == expected
+
+
+@pytest.mark.parametrize(
+    ("raw", "expected"),
+    [
+        (b"caf\xe9!", [b"caf\xe9"]),
+        (b"\xff<br />x", [b"\xff", b"x"]),
+        (b"<BR />x<br/>y<br  />z<br /><br />w", [b"xbrybr", b"z", b"w"]),
+        (b"<br <br />/>", [b"br"]),
+        (b"don't stop-motion", [b"dont", b"stopmotion"]),
+    ],
+)
+def test_tutorial_standardization_works_on_bytes(raw: bytes, expected: list[bytes]) -> None:
+    assert [t.encode("utf-8", "surrogateescape") for t in tokens(raw)] == expected
+
+
+def test_unicode_punctuation_is_kept() -> None:
+    assert tokens("“quoted” — yes… it´s") == ["“quoted”", "—", "yes…", "it´s"]
+
+
+def test_builtin_strip_does_not_replace_br() -> None:
+    assert tokens("a<br />b", standardize="lower_and_strip_punctuation") == ["abr", "b"]
+
+
+def test_split_on_ascii_whitespace_only() -> None:
+    text = "a\tb\nc\x0bd\x0ce\rf g\u00a0h\u0085i\u3000j"
+    assert tokens(text, standardize=None) == ["a", "b", "c", "d", "e", "f", "g\u00a0h\u0085i\u3000j"]
+
+
+def test_vocabulary_ties_break_by_descending_bytes() -> None:
+    # PARITY.md E4: counts c=b=a=B=3, é=z=e=d=2, and [UNK] (5x) is dropped.
+    vec = TextVectorization(standardize=None)
+    vec.adapt(["c b a B é z e d [UNK]", "c b a B é z e d [UNK]", "c b a B [UNK] [UNK] [UNK]"])
+    assert vec.get_vocabulary() == ["", "[UNK]", "c", "b", "a", "B", "é", "z", "e", "d"]
+
+
+def test_max_tokens_counts_the_two_special_tokens() -> None:
+    vec = TextVectorization(max_tokens=5, standardize=None)
+    vec.adapt(["c b a B é z e d"] * 3 + ["c b a B"])
+    assert vec.get_vocabulary() == ["", "[UNK]", "c", "b", "a"]
+    assert vec.vocabulary_size() == 5
+
+
+def test_sequences_truncate_pad_right_and_map_unknown_to_one() -> None:
+    # PARITY.md E5.
+    vec = TextVectorization(max_tokens=10, output_sequence_length=5)
+    vec.adapt(["a b c d e f g"])
+    out = vec(["a b c d e f g", "a b", "", "zz a", " \t "])
+    assert out.dtype == torch.int64
+    assert out.tolist() == [[8, 7, 6, 5, 4], [8, 7, 0, 0, 0], [0] * 5, [1, 8, 0, 0, 0], [0] * 5]
+
+
+def test_without_sequence_length_pads_to_longest() -> None:
+    vec = TextVectorization(standardize=None)
+    vec.adapt(["a a b"])
+    assert vec(["a", "b a b"]).tolist() == [[2, 0, 0], [3, 2, 3]]
+    assert vec("a").shape == (1, 1)
+
+
+def test_str_and_bytes_give_the_same_ids() -> None:
+    vec = TextVectorization(standardize="tutorial", output_sequence_length=4)
+    vec.adapt([b"caf\xe9 caf\xc3\xa9 ok"])
+    assert vec([b"caf\xe9 ok"]).tolist() == vec([b"caf\xe9 ok".decode("utf-8", "surrogateescape")
+                                                 ]).tolist()
+    assert vec([b"caf\xe9"]).tolist()[0][0] >= 2  # the invalid-UTF-8 token is in the vocabulary
+
+
+def test_set_vocabulary_adds_special_tokens_and_reads_files(tmp_path: Path) -> None:
+    vec = TextVectorization(standardize=None)
+    vec.set_vocabulary(["good", "bad"])
+    assert vec.get_vocabulary() == ["", "[UNK]", "good", "bad"]
+    path = tmp_path / "vocab.txt"
+    path.write_text("\n[UNK]\nbad\ngood\n", encoding="utf-8")
+    vec.set_vocabulary(path)
+    assert vec.get_vocabulary() == ["", "[UNK]", "bad", "good"]
+    assert vec(["good bad ugly"]).tolist() == [[3, 2, 1]]
+
+
+def test_callable_standardize_and_split() -> None:
+    vec = TextVectorization(standardize=lambda b: b.upper(), split=lambda b: b.split(b","))
+    vec.adapt(["a,b,a"])
+    assert vec.get_vocabulary() == ["", "[UNK]", "A", "B"]
+
+
+def test_character_split() -> None:
+    vec = TextVectorization(standardize=None, split="character")
+    vec.adapt(["aéa"])
+    assert vec.get_vocabulary() == ["", "[UNK]", "a", "é"]
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"max_tokens": 2}, "max_tokens"),
+        ({"standardize": "lowercase"}, "standardize"),
+        ({"split": "words"}, "split"),
+        ({"output_mode": "tf_idf"}, "output_mode"),
+        ({"output_sequence_length": 0}, "output_sequence_length"),
+    ],
+)
+def test_invalid_arguments_name_the_argument(kwargs: dict, message: str) -> None:
+    with pytest.raises(ValueError, match=f"{message}.*Received"):
+        TextVectorization(**kwargs)
+
+
+def test_repeated_and_oversized_vocabularies_are_rejected() -> None:
+    with pytest.raises(ValueError, match="repeated token"):
+        TextVectorization(vocabulary=["a", "b", "a"])
+    with pytest.raises(ValueError, match="more than max_tokens"):
+        TextVectorization(max_tokens=3, vocabulary=["a", "b"])
+
+
+def test_calling_before_adapt_says_what_to_do() -> None:
+    with pytest.raises(ValueError, match="adapt"):
+        TextVectorization()(["text"])
+
+
+def test_non_text_input_is_a_type_error() -> None:
+    with pytest.raises(TypeError, match="str or bytes"):
+        TextVectorization(vocabulary=["a"])([3])
