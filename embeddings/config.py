@@ -171,7 +171,7 @@ def _flag_type(tp: Any) -> Any:
 
 def build_parser(prog: str, description: str) -> argparse.ArgumentParser:
     """A parser with one flag per field of every section of :class:`RunConfig`."""
-    parser = _Parser(prog=prog, description=description)
+    parser = _Parser(prog=prog, description=description, allow_abbrev=False)
     for section, section_cls in _sections():
         group = parser.add_argument_group(section)
         hints = typing.get_type_hints(section_cls)

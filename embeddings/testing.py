@@ -24,10 +24,14 @@ def assert_close(actual: Any, expected: Any, *, rtol: float, atol: float) -> Non
         rtol (float): relative tolerance (no default: every caller states it).
         atol (float): absolute tolerance (no default).
     """
-    torch.testing.assert_close(
-        torch.as_tensor(np.asarray(actual)), torch.as_tensor(np.asarray(expected)),
-        rtol=rtol, atol=atol, check_dtype=False,
-    )
+    torch.testing.assert_close(_tensor(actual), _tensor(expected), rtol=rtol, atol=atol,
+                               check_dtype=False)
+
+
+def _tensor(x: Any) -> torch.Tensor:
+    if isinstance(x, torch.Tensor):
+        return x.detach().cpu()
+    return torch.as_tensor(np.asarray(x))
 
 
 def write_imdb_tree(root: str | os.PathLike[str], files: Mapping[str, bytes | str]) -> Path:

@@ -1,0 +1,57 @@
+"""Flags generated from the config dataclasses."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import pytest
+
+from embeddings.config import RunConfig, TrainConfig, build_parser, parse_args
+
+
+def test_defaults_are_the_tutorials() -> None:
+    config = parse_args([], "prog", "desc")
+    assert config == RunConfig()
+    assert (config.text.vocab_size, config.text.sequence_length) == (10000, 100)
+    assert (config.model.embedding_dim, config.model.hidden_units) == (16, 16)
+    assert (config.train.batch_size, config.train.epochs, config.train.learning_rate) == (
+        1024, 15, 1e-3)
+    assert (config.data.validation_split, config.data.split_seed) == (0.2, 123)
+
+
+def test_every_field_has_a_dashed_flag() -> None:
+    flags = {a.option_strings[0] for a in build_parser("p", "d")._actions if a.option_strings}
+    for section in dataclasses.fields(RunConfig):
+        for f in dataclasses.fields(section.default):  # type: ignore[arg-type]
+            assert "--" + f.name.replace("_", "-") in flags
+
+
+def test_flags_override_and_round_trip_through_dict() -> None:
+    config = parse_args(["--epochs", "3", "--learning-rate", "0.01", "--reshuffle",
+                         "--data", "x.tar.gz", "--device", "cpu"], "p", "d")
+    assert config.train.epochs == 3 and config.train.learning_rate == 0.01
+    assert config.data.reshuffle and config.data.data == "x.tar.gz"
+    assert RunConfig.from_dict(config.to_dict()) == config
+
+
+@pytest.mark.parametrize("argv", [["--epoch", "3"], ["--epochs", "three"],
+                                  ["--backend", "jax"]])
+def test_bad_flags_exit_and_list_the_valid_ones(argv: list[str],
+                                                capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as err:
+        parse_args(argv, "p", "d")
+    assert err.value.code == 2
+    assert "Valid flags:" in capsys.readouterr().err
+
+
+def test_rule_violations_name_the_field(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit):
+        parse_args(["--validation-split", "1.5"], "p", "d")
+    assert "validation_split" in capsys.readouterr().err
+    with pytest.raises(ValueError, match="epochs.*Received: epochs=0"):
+        TrainConfig(epochs=0)
+
+
+def test_unknown_config_keys_are_rejected() -> None:
+    with pytest.raises(ValueError, match="fields"):
+        RunConfig.from_dict({"train": {"epochz": 1}})

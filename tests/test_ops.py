@@ -1,0 +1,91 @@
+"""The mean embedding bag: forward order, gradients, per-occurrence squared sums."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from torch import nn
+
+from embeddings.ops import MeanEmbedding, embedding_bag_mean, tf_order_mean
+from embeddings.testing import assert_close
+
+DEVICES = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
+
+
+def test_forward_sums_in_four_interleaved_lanes() -> None:
+    # Seven positions, one channel: lanes (e0+e4), (e1+e5), (e2+e6), e3.
+    e = torch.tensor([1e8, 1.0, -1e8, 3.0, -1e8, 5.0, 1e8], dtype=torch.float32)
+    lanes = [e[0] + e[4], e[1] + e[5], e[2] + e[6], e[3]]
+    expected = (((lanes[0] + lanes[1]) + lanes[2]) + lanes[3]) / 7
+    got = tf_order_mean(e.view(1, 7, 1))
+    assert got.item() == expected.item()
+    assert got.item() != (e.sum() / 7).item()  # a plain sum rounds the 1e8 terms differently
+
+
+def test_padding_counts_in_the_mean() -> None:
+    weight = torch.randn(5, 3)
+    ids = torch.tensor([[4] + [0] * 99])
+    assert_close(embedding_bag_mean(weight, ids)[0], (weight[4] + 99 * weight[0]) / 100,
+                 rtol=1e-6, atol=1e-7)
+
+
+@pytest.mark.parametrize("device", DEVICES)
+@pytest.mark.parametrize(("batch", "length", "vocab", "dim"),
+                         [(1, 1, 3, 2), (7, 5, 11, 4), (32, 100, 50, 16), (3, 13, 2, 5)])
+def test_values_and_gradient_match_nn_embeddingbag(batch: int, length: int, vocab: int,
+                                                   dim: int, device: str) -> None:
+    ids = torch.randint(0, vocab, (batch, length), device=device)
+    ids[0] = 0  # an all-padding bag
+    ids[-1, : length // 2 + 1] = vocab - 1  # repeated ids within a bag
+    weight = torch.randn(vocab, dim, device=device, requires_grad=True)
+    stock = nn.EmbeddingBag(vocab, dim, mode="mean").to(device)
+    with torch.no_grad():
+        stock.weight.copy_(weight)
+    upstream = torch.randn(batch, dim, device=device)
+
+    ours = embedding_bag_mean(weight, ids)
+    (ours * upstream).sum().backward()
+    theirs = stock(ids)
+    (theirs * upstream).sum().backward()
+    # float32, summation order differs: a few ulps of values of order 1.
+    assert_close(ours, theirs, rtol=1e-5, atol=1e-6)
+    assert_close(weight.grad, stock.weight.grad, rtol=1e-5, atol=1e-6)
+
+
+def test_gradcheck_in_float64() -> None:
+    weight = torch.randn(6, 3, dtype=torch.float64, requires_grad=True)
+    ids = torch.tensor([[0, 1, 1, 5], [2, 2, 2, 2], [0, 0, 0, 0]])
+    assert torch.autograd.gradcheck(lambda w: embedding_bag_mean(w, ids), (weight,))
+
+
+def test_backward_delivers_sum_of_squared_occurrence_gradients() -> None:
+    weight = torch.zeros(4, 2, requires_grad=True)
+    ids = torch.tensor([[1, 1, 3, 0], [1, 2, 2, 2]])
+    upstream = torch.tensor([[4.0, -8.0], [2.0, 6.0]])
+    (embedding_bag_mean(weight, ids) * upstream).sum().backward()
+    g = upstream / 4  # each occurrence's gradient row
+    # row 1 occurs twice in bag 0 and once in bag 1; squares are summed per occurrence
+    assert_close(weight.grad[1], 2 * g[0] + g[1], rtol=0, atol=0)
+    assert_close(weight.grad_sq[1], 2 * g[0] ** 2 + g[1] ** 2, rtol=0, atol=0)
+    assert_close(weight.grad_sq[2], 3 * g[1] ** 2, rtol=0, atol=0)
+    assert not torch.equal(weight.grad_sq[2], weight.grad[2] ** 2)  # not (sum g)^2
+
+
+def test_grad_sq_accumulates_like_grad() -> None:
+    weight = torch.zeros(3, 1, requires_grad=True)
+    ids = torch.tensor([[1, 2]])
+    for _ in range(2):
+        embedding_bag_mean(weight, ids).sum().backward()
+    assert_close(weight.grad_sq, torch.tensor([[0.0], [0.5], [0.5]]), rtol=0, atol=0)
+
+
+@pytest.mark.parametrize("ids", [torch.tensor([1, 2]), torch.tensor([[0.0, 1.0]])])
+def test_bad_ids_are_rejected(ids: torch.Tensor) -> None:
+    with pytest.raises(ValueError, match="ids must be a \\(batch, length\\)"):
+        embedding_bag_mean(torch.zeros(3, 2), ids)
+
+
+def test_module_initializes_like_keras_uniform() -> None:
+    table = MeanEmbedding(1000, 8).embeddings
+    assert table.shape == (1000, 8)
+    assert -0.05 <= table.min() < -0.04 and 0.04 < table.max() <= 0.05
