@@ -1,9 +1,4 @@
-"""Shared fixtures: the real IMDb reviews and a small synthetic aclImdb tree.
-
-The IMDb fixtures read ``EMBEDDINGS_DATA`` (CI points it at the shared archive)
-or the default sources.  When the data cannot be found they *fail* with the
-loader's message: a missing data set must never pass as a skip.
-"""
+"""Fixtures of the unit tests: a seed per test and a small synthetic aclImdb tree."""
 
 from __future__ import annotations
 
@@ -13,7 +8,6 @@ from pathlib import Path
 import pytest
 import torch
 
-from embeddings import data
 from embeddings.testing import write_imdb_tree
 
 
@@ -21,19 +15,6 @@ from embeddings.testing import write_imdb_tree
 def _seed() -> None:
     torch.manual_seed(0)
     random.seed(0)
-
-
-@pytest.fixture(scope="session")
-def imdb_reviews() -> list[data.Review]:
-    """The 25,000 labelled training reviews in sorted-walk order."""
-    reviews, _ = data.read_source()
-    return reviews
-
-
-@pytest.fixture(scope="session")
-def imdb_split():  # type: ignore[no-untyped-def]
-    """The tutorial's (train, val) datasets."""
-    return data.load_imdb()
 
 
 def small_corpus() -> dict[str, bytes]:

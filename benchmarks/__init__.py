@@ -1,0 +1,1 @@
+"""Benchmarks that write JSON reports: ``python -m benchmarks.<name>``."""

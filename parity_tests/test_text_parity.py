@@ -1,0 +1,68 @@
+"""Data split, vocabulary and sequences: exactly TensorFlow's, on all 25,000 reviews.
+
+No tolerance anywhere here: file lists, tokens and integer ids are compared for
+equality against ``fixtures/tutorial_text.json`` (made by ``reference/``).
+"""
+
+from __future__ import annotations
+
+import hashlib
+
+import pytest
+
+from embeddings import data
+from embeddings.text import TextVectorization
+from parity_tests.reference.make_reference import sequence_hash
+
+pytestmark = pytest.mark.imdb
+
+
+def _digest(paths: list[str]) -> str:
+    return hashlib.sha256("\n".join(paths).encode()).hexdigest()
+
+
+def test_split_has_tensorflows_files(imdb_reviews, tf_text) -> None:  # type: ignore[no-untyped-def]
+    split = tf_text["split"]
+    train_idx, val_idx = data.split_indices(len(imdb_reviews), 0.2, 123)
+    train = [imdb_reviews[i].path for i in train_idx]
+    val = [imdb_reviews[i].path for i in val_idx]
+    assert (len(train), len(val)) == (split["train_count"], split["val_count"])
+    assert train[:5] == split["train_paths_head"]
+    assert _digest(train) == split["train_paths_sha256"]
+    assert _digest(val) == split["val_paths_sha256"]
+
+
+def test_epoch_order_is_tf_datas_first_pass(imdb_split, tf_text) -> None:  # type: ignore[no-untyped-def]
+    train, val = imdb_split
+    assert list(train["path"][:5]) == tf_text["split"]["train_pass0_head"]
+    assert list(val["path"][:5]) == tf_text["split"]["val_pass0_head"]
+
+
+@pytest.fixture(scope="module")
+def vectorizer(imdb_split) -> TextVectorization:  # type: ignore[no-untyped-def]
+    vec = TextVectorization(max_tokens=10000, standardize="tutorial", output_sequence_length=100)
+    vec.adapt(data.exact_texts(imdb_split[0]))
+    return vec
+
+
+def test_vocabulary_is_tensorflows(vectorizer, tf_text) -> None:  # type: ignore[no-untyped-def]
+    assert vectorizer.get_vocabulary() == tf_text["vocabulary"]
+
+
+def test_every_sequence_is_tensorflows(vectorizer, imdb_reviews, tf_text) -> None:  # type: ignore[no-untyped-def]
+    ids = vectorizer([r.raw for r in imdb_reviews]).numpy()
+    ours = [sequence_hash(row) for row in ids]
+    mismatched = [r.path for r, a, b in zip(imdb_reviews, ours, tf_text["sequence_hashes"])
+                  if a != b]
+    assert len(ours) == len(tf_text["sequence_hashes"]) == 25000
+    assert mismatched == []
+
+
+def test_unicode_lowercasing_breaks_vocabulary_parity(imdb_split, tf_text) -> None:  # type: ignore[no-untyped-def]
+    """Negative twin: Python's str.lower/str.split (Unicode rules) is not TensorFlow's."""
+    vec = TextVectorization(max_tokens=10000, output_sequence_length=100,
+                            standardize=lambda b: TextVectorization(standardize="tutorial")
+                            ._standardize(b.decode("utf-8", "surrogateescape").lower()),
+                            split=lambda b: b.decode("utf-8", "surrogateescape").split())
+    vec.adapt(data.exact_texts(imdb_split[0]))
+    assert vec.get_vocabulary() != tf_text["vocabulary"]
