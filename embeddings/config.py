@@ -10,8 +10,9 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import typing
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any, Sequence
+from typing import Any
 
 BACKENDS = ("torch", "keras", "tf")
 DEVICES = ("auto", "cpu", "cuda")

@@ -24,13 +24,13 @@ import gzip
 import hashlib
 import logging
 import os
-import shutil
 import tarfile
 import tempfile
 import urllib.request
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Callable, Iterable
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -90,7 +90,8 @@ def _checked(reviews: list[Review], where: str) -> list[Review]:
 
 
 def _class_root(root: Path) -> Path:
-    """The folder holding ``neg/`` and ``pos/``: ``root``, ``root/train`` or ``root/aclImdb/train``."""
+    """The folder holding ``neg/`` and ``pos/``: ``root``, ``root/train`` or
+    ``root/aclImdb/train``."""
     for candidate in (root, root / "train", root / "aclImdb" / "train"):
         if all((candidate / cls).is_dir() for cls in CLASSES):
             return candidate
@@ -155,7 +156,9 @@ def read_tarball(archive: str | os.PathLike[str]) -> list[Review]:
                         found.setdefault(base, {})[rel] = Review(rel, raw, CLASSES.index(part))
                         break
     except (tarfile.TarError, OSError, EOFError) as err:
-        raise DataSourceError(f"Cannot read {archive} as a tar archive: {err}. {_HOW_TO_POINT}")
+        raise DataSourceError(
+            f"Cannot read {archive} as a tar archive: {err}. {_HOW_TO_POINT}"
+        ) from err
     if not found:
         raise DataSourceError(f"No `train/neg/` or `train/pos/` .txt files in {archive}. "
                               f"{_HOW_TO_POINT}")
@@ -196,7 +199,7 @@ def read_hub(name: str = HUB_DATASET, index: str | os.PathLike[str] = _INDEX_FIL
         rel, key = line.split("\t")
         by_key.setdefault(key, []).append(rel)
     reviews = []
-    for text, label in zip(rows["text"], rows["label"]):
+    for text, label in zip(rows["text"], rows["label"], strict=True):
         raw = text.encode("utf-8", "surrogateescape")
         names = by_key.get(_row_key(raw, int(label)))
         if not names:
@@ -266,7 +269,9 @@ def download_imdb(
             raise DataSourceError(f"Cannot extract the archive from {url}: {err}") from err
         extracted = staging / "aclImdb"
         if not extracted.is_dir():
-            raise DataSourceError(f"The archive from {url} holds no aclImdb/ folder. {_HOW_TO_POINT}")
+            raise DataSourceError(
+                f"The archive from {url} holds no aclImdb/ folder. {_HOW_TO_POINT}"
+            )
         os.replace(extracted, target)
     return target
 
@@ -363,7 +368,8 @@ def reshuffled_order(n: int, epoch: int, seed: int) -> np.ndarray:
 def _to_dataset(reviews: list[Review]) -> datasets.Dataset:
     import datasets
 
-    texts, raws = [], []
+    texts: list[str] = []
+    raws: list[bytes | None] = []
     for r in reviews:
         try:
             texts.append(r.raw.decode("utf-8"))
@@ -388,7 +394,8 @@ def _to_dataset(reviews: list[Review]) -> datasets.Dataset:
 
 def exact_texts(dataset: datasets.Dataset) -> list[str | bytes]:
     """Each row's lossless text: ``raw`` bytes where the file is not valid UTF-8, else ``text``."""
-    return [r if r is not None else t for t, r in zip(dataset["text"], dataset["raw"])]
+    return [r if r is not None else t
+            for t, r in zip(dataset["text"], dataset["raw"], strict=True)]
 
 
 def load_imdb(

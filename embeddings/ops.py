@@ -20,6 +20,8 @@ like TensorFlow's ``unsorted_segment_sum``.
 
 from __future__ import annotations
 
+from typing import Any
+
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -50,14 +52,14 @@ def tf_order_mean(rows: torch.Tensor) -> torch.Tensor:
 
 class _EmbeddingBagMean(torch.autograd.Function):
     @staticmethod
-    def forward(ctx: torch.autograd.function.FunctionCtx, weight: torch.Tensor,
+    def forward(ctx: Any, weight: torch.Tensor,
                 ids: torch.Tensor) -> torch.Tensor:
         ctx.save_for_backward(ids)
         ctx.weight = weight  # the leaf that receives grad_sq
         return tf_order_mean(F.embedding(ids, weight))  # (B, T) -> (B, T, D) -> (B, D)
 
     @staticmethod
-    def backward(ctx: torch.autograd.function.FunctionCtx,
+    def backward(ctx: Any,
                  grad: torch.Tensor) -> tuple[torch.Tensor, None]:
         (ids,) = ctx.saved_tensors
         weight: torch.Tensor = ctx.weight

@@ -18,7 +18,7 @@ correction and squares the summed gradient.
 
 from __future__ import annotations
 
-from typing import Iterable
+from collections.abc import Iterable
 
 import torch
 

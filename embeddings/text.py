@@ -25,17 +25,17 @@ from __future__ import annotations
 
 import os
 import string
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
-from typing import Callable, Iterable, Sequence, Union
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 import torch
 
-TextLike = Union[str, bytes]
-Standardizer = Callable[[bytes], Union[bytes, str]]
-Splitter = Callable[[bytes], Sequence[Union[bytes, str]]]
+TextLike = str | bytes
+Standardizer = Callable[[bytes], bytes | str]
+Splitter = Callable[[bytes], Sequence[bytes | str]]
 
 PAD_TOKEN = ""
 OOV_TOKEN = "[UNK]"
@@ -267,5 +267,6 @@ class TextVectorization:
         # '' (an empty text's only token) finds id 0, the padding id, as it should.
         found = pc.index_in(pc.list_flatten(lists), value_set=self._vocab_array)
         ids = np.zeros((len(lengths), length), dtype=np.int64)
-        ids[np.arange(length) < lengths[:, None]] = found.fill_null(1).to_numpy(zero_copy_only=False)
+        filled = np.arange(length) < lengths[:, None]  # (N, L): positions holding a token
+        ids[filled] = found.fill_null(1).to_numpy(zero_copy_only=False)  # unknown -> 1
         return torch.from_numpy(ids)

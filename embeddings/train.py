@@ -15,7 +15,6 @@ run that fails leaves no half-written directory.
 
 from __future__ import annotations
 
-import dataclasses
 import datetime
 import logging
 import os
@@ -24,9 +23,9 @@ import shutil
 import sys
 import tempfile
 import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Sequence
 
 import torch
 from torchmetrics import MeanMetric
@@ -264,7 +263,8 @@ def run(config: RunConfig, on_epoch_end: EpochCallback | None = None) -> Path:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """The command line: parse flags, train, print a Keras-style line per epoch."""
-    config = parse_args(argv, prog="python -m embeddings.train", description=__doc__.splitlines()[0])
+    config = parse_args(argv, prog="python -m embeddings.train",
+                        description=__doc__.splitlines()[0])
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     epochs = config.train.epochs
 

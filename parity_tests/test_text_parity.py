@@ -52,7 +52,8 @@ def test_vocabulary_is_tensorflows(vectorizer, tf_text) -> None:  # type: ignore
 def test_every_sequence_is_tensorflows(vectorizer, imdb_reviews, tf_text) -> None:  # type: ignore[no-untyped-def]
     ids = vectorizer([r.raw for r in imdb_reviews]).numpy()
     ours = [sequence_hash(row) for row in ids]
-    mismatched = [r.path for r, a, b in zip(imdb_reviews, ours, tf_text["sequence_hashes"])
+    mismatched = [r.path for r, a, b in zip(imdb_reviews, ours, tf_text["sequence_hashes"],
+                                                              strict=True)
                   if a != b]
     assert len(ours) == len(tf_text["sequence_hashes"]) == 25000
     assert mismatched == []

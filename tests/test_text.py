@@ -55,7 +55,8 @@ def test_builtin_strip_does_not_replace_br() -> None:
 
 def test_split_on_ascii_whitespace_only() -> None:
     text = "a\tb\nc\x0bd\x0ce\rf g\u00a0h\u0085i\u3000j"
-    assert tokens(text, standardize=None) == ["a", "b", "c", "d", "e", "f", "g\u00a0h\u0085i\u3000j"]
+    expected = ["a", "b", "c", "d", "e", "f", "g\u00a0h\u0085i\u3000j"]
+    assert tokens(text, standardize=None) == expected
 
 
 def test_vocabulary_ties_break_by_descending_bytes() -> None:

@@ -49,7 +49,8 @@ def _train_dir(data: Path, workdir: Path) -> Path:
     if data.is_dir():
         return data / "train" if (data / "train").is_dir() else data
     with tarfile.open(data) as tar:
-        members = [m for m in tar.getmembers() if "/train/neg/" in m.name or "/train/pos/" in m.name]
+        members = [m for m in tar.getmembers()
+                   if "/train/neg/" in m.name or "/train/pos/" in m.name]
         tar.extractall(workdir, members=members, filter="data")
     return workdir / "aclImdb" / "train"
 
@@ -62,7 +63,8 @@ def sequence_hash(row: np.ndarray) -> str:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", type=Path, required=True, help="aclImdb directory or tarball")
-    parser.add_argument("--out", type=Path, default=Path(__file__).resolve().parents[1] / "fixtures")
+    parser.add_argument("--out", type=Path,
+                        default=Path(__file__).resolve().parents[1] / "fixtures")
     parser.add_argument("--seeds", type=int, default=5, help="seeded tutorial runs to record")
     parser.add_argument("--epochs", type=int, default=15)
     args = parser.parse_args()
@@ -102,7 +104,7 @@ def main() -> None:
             lowercase = tf.strings.lower(input_data)
             stripped_html = tf.strings.regex_replace(lowercase, "<br />", " ")
             return tf.strings.regex_replace(
-                stripped_html, "[%s]" % re.escape(string.punctuation), ""
+                stripped_html, "[%s]" % re.escape(string.punctuation), ""  # noqa: UP031 - the tutorial's code
             )
 
         vocab_size = 10000
