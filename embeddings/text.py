@@ -26,7 +26,9 @@ from __future__ import annotations
 import os
 import string
 from collections.abc import Callable, Iterable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import TypeVar
 
 import numpy as np
 import pyarrow as pa
@@ -37,13 +39,44 @@ TextLike = str | bytes
 Standardizer = Callable[[bytes], bytes | str]
 Splitter = Callable[[bytes], Sequence[bytes | str]]
 
+T = TypeVar("T")
+
 PAD_TOKEN = ""
 OOV_TOKEN = "[UNK]"
 STANDARDIZE_MODES = ("tutorial", "lower_and_strip_punctuation", "lower", "strip_punctuation")
 SPLIT_MODES = ("whitespace", "character")
 
 _LOWER = bytes.maketrans(string.ascii_uppercase.encode(), string.ascii_lowercase.encode())
-_PUNCT = string.punctuation.encode()  # the 32 bytes of re.escape(string.punctuation)'s class
+_PUNCTUATION = string.punctuation.encode()  # the 32 bytes of the tutorial's regex class
+_THREADS = max(1, min(4, os.cpu_count() or 1))
+_MIN_CHUNK = 2048  # texts per thread below which one thread is faster
+
+
+def _tutorial(b: bytes) -> bytes:
+    return b.translate(_LOWER).replace(b"<br />", b" ").translate(None, _PUNCTUATION)
+
+
+def _lower_and_strip(b: bytes) -> bytes:
+    return b.translate(_LOWER, _PUNCTUATION)
+
+
+def _lower(b: bytes) -> bytes:
+    return b.translate(_LOWER)
+
+
+def _strip(b: bytes) -> bytes:
+    return b.translate(None, _PUNCTUATION)
+
+
+# The built-in standardizations as byte formulas (PARITY.md sections 1-2): TensorFlow's
+# lowercasing maps only A-Z, and its RE2 punctuation class matches exactly the 32 ASCII
+# punctuation bytes, never a byte of invalid UTF-8.
+_STANDARDIZERS: dict[str, Callable[[bytes], bytes]] = {
+    "tutorial": _tutorial,
+    "lower_and_strip_punctuation": _lower_and_strip,
+    "lower": _lower,
+    "strip_punctuation": _strip,
+}
 
 
 def _to_bytes(text: TextLike) -> bytes:
@@ -54,28 +87,9 @@ def _to_bytes(text: TextLike) -> bytes:
     raise TypeError(f"texts must be str or bytes. Received: a {type(text).__name__}: {text!r:.80}")
 
 
-def _tutorial(b: bytes) -> bytes:
-    return b.translate(_LOWER).replace(b"<br />", b" ").translate(None, _PUNCT)
-
-
-def _lower_and_strip(b: bytes) -> bytes:
-    return b.translate(_LOWER, _PUNCT)
-
-
-def _lower(b: bytes) -> bytes:
-    return b.translate(_LOWER)
-
-
-def _strip(b: bytes) -> bytes:
-    return b.translate(None, _PUNCT)
-
-
-_STANDARDIZERS: dict[str, Callable[[bytes], bytes]] = {
-    "tutorial": _tutorial,
-    "lower_and_strip_punctuation": _lower_and_strip,
-    "lower": _lower,
-    "strip_punctuation": _strip,
-}
+def _as_strings(items: list[bytes]) -> pa.Array:
+    """Bytes as an Arrow string array without UTF-8 validation (TF never decodes)."""
+    return pa.array(items, pa.large_binary()).view(pa.large_string())
 
 
 def _characters(b: bytes) -> list[bytes]:
@@ -120,7 +134,7 @@ class TextVectorization:
                 "max_tokens must be None or at least 3 ('' and '[UNK]' count). "
                 f"Received: max_tokens={max_tokens}"
             )
-        if isinstance(standardize, str) and standardize not in _STANDARDIZERS:
+        if isinstance(standardize, str) and standardize not in STANDARDIZE_MODES:
             raise ValueError(
                 f"standardize must be one of {STANDARDIZE_MODES}, None or a callable. "
                 f"Received: standardize={standardize!r}"
@@ -149,26 +163,25 @@ class TextVectorization:
             self.set_vocabulary(vocabulary)
 
     # -- text to tokens ------------------------------------------------------
-    def _standardize(self, text: TextLike) -> bytes:
-        b = _to_bytes(text)
-        if self.standardize is None:
-            return b
-        if isinstance(self.standardize, str):
-            return _STANDARDIZERS[self.standardize](b)
-        return _to_bytes(self.standardize(b))
-
-    def _token_lists(self, texts: Iterable[TextLike], limit: int | None = None) -> pa.Array:
+    def _token_lists(self, texts: list[TextLike], limit: int | None = None) -> pa.Array:
         """Tokens of each text as an Arrow list array of (unvalidated) strings.
 
         With ``limit``, each list holds at least the first ``limit`` tokens (the
-        rest may be left unsplit).  Whitespace splitting runs in Arrow's C++
-        kernels, whose separators are exactly Python's ``bytes.split()`` six.
+        rest may be left unsplit).  Built-in standardization and whitespace
+        splitting run in Arrow's C++ kernels; whitespace there is exactly
+        Python's ``bytes.split()`` six bytes.
         """
-        standardized = [self._standardize(t) for t in texts]
+        if self.standardize is None:
+            docs = _as_strings([_to_bytes(t) for t in texts])
+        elif isinstance(self.standardize, str):
+            standardize = _STANDARDIZERS[self.standardize]
+            docs = _as_strings([standardize(_to_bytes(t)) for t in texts])
+        else:
+            docs = _as_strings([_to_bytes(self.standardize(_to_bytes(t))) for t in texts])
         if self.split == "whitespace":
-            docs = pa.array(standardized, pa.large_binary()).view(pa.large_string())
             docs = pc.ascii_trim_whitespace(docs)  # else leading/trailing runs give '' tokens
             return pc.ascii_split_whitespace(docs, max_splits=limit)
+        standardized = docs.view(pa.large_binary()).to_pylist()
         if self.split is None:
             lists = [[b] for b in standardized]
         elif self.split == "character":
@@ -179,6 +192,17 @@ class TextVectorization:
             pa.large_list(pa.large_string())
         )
 
+    @staticmethod
+    def _per_chunk(fn: Callable[[list[TextLike]], T], texts: list[TextLike]) -> list[T]:
+        """Run ``fn`` on consecutive chunks of ``texts``, on threads (Arrow releases the GIL)."""
+        n = max(1, min(_THREADS, len(texts) // _MIN_CHUNK))
+        bounds = [len(texts) * i // n for i in range(n + 1)]
+        chunks = [texts[bounds[i]:bounds[i + 1]] for i in range(n)]
+        if n == 1:
+            return [fn(chunks[0])]
+        with ThreadPoolExecutor(max_workers=n) as pool:
+            return list(pool.map(fn, chunks))
+
     # -- vocabulary ----------------------------------------------------------
     def adapt(self, texts: Iterable[TextLike]) -> None:
         """Learn the vocabulary from ``texts``.
@@ -186,10 +210,17 @@ class TextVectorization:
         Counts every token, drops ``''`` and ``'[UNK]'``, and keeps the
         ``max_tokens - 2`` most frequent, ties broken by descending token bytes.
         """
-        tokens = pc.list_flatten(self._token_lists(texts))
-        counts = pc.value_counts(tokens)
-        table = pa.table({"token": counts.field("values").view(pa.large_binary()),
-                          "count": counts.field("counts")})
+        def count(chunk: list[TextLike]) -> pa.StructArray:
+            return pc.value_counts(pc.list_flatten(self._token_lists(chunk)))
+
+        parts = self._per_chunk(count, list(texts))
+        table = pa.table({
+            "token": pa.chunked_array([p.field("values").view(pa.large_binary()) for p in parts]),
+            "count": pa.chunked_array([p.field("counts") for p in parts]),
+        })
+        if len(parts) > 1:  # the same token counted in several chunks
+            summed = table.group_by("token").aggregate([("count", "sum")])
+            table = pa.table({"token": summed["token"], "count": summed["count_sum"]})
         specials = pa.array([PAD_TOKEN.encode(), OOV_TOKEN.encode()], pa.large_binary())
         table = table.filter(pc.invert(pc.is_in(table["token"], value_set=specials)))
         order = pc.sort_indices(table, sort_keys=[("count", "descending"), ("token", "descending")])
@@ -207,7 +238,8 @@ class TextVectorization:
                 and ``'[UNK]'`` they are put in front, as Keras does.
 
         Raises:
-            ValueError: duplicate tokens, or more than ``max_tokens`` of them.
+            ValueError: duplicate tokens, ``''`` or ``'[UNK]'`` out of place, or more
+                than ``max_tokens`` tokens.
         """
         if isinstance(vocabulary, (str, os.PathLike)):
             lines = Path(vocabulary).read_bytes().split(b"\n")
@@ -216,7 +248,13 @@ class TextVectorization:
             tokens = [_to_bytes(t) for t in vocabulary]
         specials = [PAD_TOKEN.encode(), OOV_TOKEN.encode()]
         if tokens[:2] != specials:
-            tokens = specials + [t for t in tokens if t not in specials]
+            if any(t in specials for t in tokens):
+                raise ValueError(
+                    "vocabulary may hold '' and '[UNK]' only as its first two tokens, in that "
+                    "order, or not at all (they are then added). Received: vocabulary starting "
+                    f"{[t.decode('utf-8', 'replace') for t in tokens[:5]]}"
+                )
+            tokens = specials + tokens
         if len(set(tokens)) != len(tokens):
             seen: set[bytes] = set()
             dup = next(t for t in tokens if t in seen or seen.add(t))  # type: ignore[func-returns-value]
@@ -256,17 +294,22 @@ class TextVectorization:
             raise ValueError(
                 "The vocabulary is empty: call adapt(texts) or set_vocabulary(tokens) first."
             )
-        batch = [texts] if isinstance(texts, (str, bytes)) else texts
+        batch = [texts] if isinstance(texts, (str, bytes)) else list(texts)
         length = self.output_sequence_length
-        lists = self._token_lists(batch, length)
-        if length is not None:
-            lists = pc.list_slice(lists, 0, length)
-        lengths = pc.list_value_length(lists).to_numpy(zero_copy_only=False)
-        if length is None:
-            length = int(lengths.max(initial=0))
-        # '' (an empty text's only token) finds id 0, the padding id, as it should.
-        found = pc.index_in(pc.list_flatten(lists), value_set=self._vocab_array)
-        ids = np.zeros((len(lengths), length), dtype=np.int64)
-        filled = np.arange(length) < lengths[:, None]  # (N, L): positions holding a token
-        ids[filled] = found.fill_null(1).to_numpy(zero_copy_only=False)  # unknown -> 1
+
+        def encode(chunk: list[TextLike]) -> tuple[np.ndarray, np.ndarray]:
+            lists = self._token_lists(chunk, length)
+            if length is not None:
+                lists = pc.list_slice(lists, 0, length)
+            # '' (an empty text's only token) finds id 0, the padding id, as it should.
+            found = pc.index_in(pc.list_flatten(lists), value_set=self._vocab_array)
+            return (pc.list_value_length(lists).to_numpy(zero_copy_only=False),
+                    found.fill_null(1).to_numpy(zero_copy_only=False))  # unknown -> 1
+
+        parts = self._per_chunk(encode, batch)
+        lengths = np.concatenate([p[0] for p in parts])
+        width = int(lengths.max(initial=0)) if length is None else length
+        ids = np.zeros((len(lengths), width), dtype=np.int64)
+        filled = np.arange(width) < lengths[:, None]  # (N, L): positions holding a token
+        ids[filled] = np.concatenate([p[1] for p in parts])
         return torch.from_numpy(ids)

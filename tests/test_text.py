@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import random
+import string
 from pathlib import Path
 
 import pyarrow as pa
@@ -43,6 +45,24 @@ def test_lowercasing_is_ascii_only(raw: str, expected: list[str]) -> None:
 )
 def test_tutorial_standardization_works_on_bytes(raw: bytes, expected: list[bytes]) -> None:
     assert [t.encode("utf-8", "surrogateescape") for t in tokens(raw)] == expected
+
+
+def test_standardization_equals_the_byte_formula_on_random_bytes() -> None:
+    """PARITY.md E2: TF's standardization is a byte formula; check ours on random bytes."""
+    lower = bytes.maketrans(string.ascii_uppercase.encode(), string.ascii_lowercase.encode())
+
+    def formula(b: bytes) -> bytes:
+        return b.translate(lower).replace(b"<br />", b" ").translate(None,
+                                                                      string.punctuation.encode())
+
+    rng = random.Random(0)
+    pieces = [bytes([i]) for i in range(256)] + [b"<br />", b"<br", b" />", b"<BR />",
+                                                 "é".encode(), "😀".encode()]
+    texts = [b"".join(rng.choice(pieces) for _ in range(rng.randint(0, 30))) for _ in range(5000)]
+    vec = TextVectorization(standardize="tutorial", vocabulary=["x"])
+    flat = pc.list_flatten(vec._token_lists(texts)).view(pa.large_binary()).to_pylist()
+    # An empty text yields one '' token (id 0, padding); the formula yields none.
+    assert [t for t in flat if t] == [t for b in texts for t in formula(b).split()]
 
 
 def test_unicode_punctuation_is_kept() -> None:
@@ -106,6 +126,31 @@ def test_set_vocabulary_adds_special_tokens_and_reads_files(tmp_path: Path) -> N
     vec.set_vocabulary(path)
     assert vec.get_vocabulary() == ["", "[UNK]", "bad", "good"]
     assert vec(["good bad ugly"]).tolist() == [[3, 2, 1]]
+
+
+def test_reserved_tokens_out_of_place_are_rejected() -> None:
+    with pytest.raises(ValueError, match="first two tokens"):
+        TextVectorization(vocabulary=["a", "[UNK]", "b"])
+    with pytest.raises(ValueError, match="first two tokens"):
+        TextVectorization(vocabulary=["a", ""])
+
+
+def test_large_batches_split_across_threads_give_the_same_result() -> None:
+    rng = random.Random(1)
+    texts = [" ".join(rng.choice("abcdefgh") * rng.randint(1, 3) for _ in range(rng.randint(0, 9)))
+             for _ in range(9000)]
+    whole = TextVectorization(max_tokens=12, output_sequence_length=6)
+    whole.adapt(texts)
+    parts = [TextVectorization(vocabulary=whole.get_vocabulary(), output_sequence_length=6)(
+        texts[i:i + 1000]) for i in range(0, 9000, 1000)]
+    assert torch.equal(whole(texts), torch.cat(parts))
+    # The vocabulary counted across threads equals a plain count of the whole corpus.
+    counts: dict[str, int] = {}
+    for t in texts:
+        for tok in t.split():
+            counts[tok] = counts.get(tok, 0) + 1
+    ranked = sorted(counts.items(), key=lambda kv: (kv[1], kv[0].encode()), reverse=True)[:10]
+    assert whole.get_vocabulary()[2:] == [tok for tok, _ in ranked]
 
 
 def test_callable_standardize_and_split() -> None:
