@@ -23,9 +23,11 @@ import shutil
 import sys
 import tempfile
 import time
+import types
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import torch
 from torchmetrics import MeanMetric
@@ -61,6 +63,19 @@ class Prepared:
     val_ids: torch.Tensor  # (N_val, T)
     val_labels: torch.Tensor  # (N_val,)
     source: str
+
+
+def _summary_writer_class() -> type:
+    """``torch.utils.tensorboard.SummaryWriter``, with TensorBoard kept off TensorFlow.
+
+    TensorBoard imports TensorFlow when it is installed unless the marker module
+    ``tensorboard.compat.notf`` exists; registering it keeps every run of ours
+    free of TensorFlow (TensorBoard then uses its own stub).
+    """
+    sys.modules.setdefault("tensorboard.compat.notf", types.ModuleType("tensorboard.compat.notf"))
+    from torch.utils.tensorboard import SummaryWriter
+
+    return SummaryWriter
 
 
 def resolve_device(name: str) -> torch.device:
@@ -176,6 +191,54 @@ def fit(
     return history
 
 
+def fit_keras(
+    prepared: Prepared, config: RunConfig, on_epoch_end: EpochCallback | None = None
+) -> tuple[dict[str, list[float]], dict[str, torch.Tensor]]:
+    """Train the Keras 3 ``Sequential`` on the torch backend with ``model.fit``.
+
+    It starts from the same seeded weights as the native model and sees the
+    batches in the same order; :mod:`embeddings.keras_model` makes its Adam step
+    TensorFlow's.  Returns the Keras-style history and the trained weights under
+    the native parameter names.
+    """
+    from embeddings import keras_model
+
+    keras = keras_model.keras
+    native = SentimentClassifier(config.text.vocab_size, config.model.embedding_dim,
+                                 config.model.hidden_units)
+    keras_init_(native, config.train.seed)
+    history: dict[str, list[float]] = {k: [] for k in HISTORY_KEYS}
+
+    class EpochReport(keras.callbacks.Callback):  # type: ignore[name-defined]
+        def on_epoch_begin(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
+            self.start = time.perf_counter()
+
+        def on_epoch_end(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
+            values = {k: float((logs or {})[k]) for k in HISTORY_KEYS if k != "seconds"}
+            values["seconds"] = time.perf_counter() - self.start
+            for key in HISTORY_KEYS:
+                history[key].append(values[key])
+            if on_epoch_end is not None:
+                on_epoch_end(epoch, values)
+
+    device = prepared.train_ids.device
+    with keras.device(keras_model.keras_device(device)):
+        model = keras_model.build_model(
+            config.text.vocab_size, config.model.embedding_dim, config.model.hidden_units,
+            sequence_length=config.text.sequence_length,
+        )
+        keras_model.set_native_weights(model, native.state_dict())
+        model.fit(
+            prepared.train_ids.cpu().numpy(), prepared.train_labels.cpu().numpy(),
+            batch_size=config.train.batch_size, epochs=config.train.epochs,
+            shuffle=config.data.reshuffle,
+            validation_data=(prepared.val_ids.cpu().numpy(), prepared.val_labels.cpu().numpy()),
+            validation_batch_size=config.train.batch_size,
+            callbacks=[EpochReport()], verbose=1 if sys.stdout.isatty() else 0,
+        )
+    return history, keras_model.native_weights(model)
+
+
 def _epoch_line(epoch: int, epochs: int, logs: dict[str, float]) -> str:
     metrics = " - ".join(f"{k}: {logs[k]:.4f}" for k in HISTORY_KEYS if k != "seconds")
     return f"Epoch {epoch + 1}/{epochs} - {logs['seconds']:.2f}s - {metrics}"
@@ -196,27 +259,23 @@ def _new_run_dir(out: str | None) -> Path:
 
 def run(config: RunConfig, on_epoch_end: EpochCallback | None = None) -> Path:
     """Train with ``config`` and write the run directory; returns its path."""
-    if config.train.backend != "torch":
+    if config.train.backend == "tf":
         raise NotImplementedError(
-            f"--backend {config.train.backend} is not available in this version of embeddings: "
-            "only --backend torch trains today (Keras 3 on torch and the TensorFlow reference "
-            f"are planned). Received: backend={config.train.backend!r}; use --backend torch."
+            "--backend tf is not available in this version of embeddings: the TensorFlow "
+            "reference run is planned. Received: backend='tf'; use --backend torch or keras."
         )
     out = _new_run_dir(config.train.out)
     device = resolve_device(config.train.device)
     torch.manual_seed(config.train.seed)
+    if config.train.backend == "keras":
+        from embeddings import keras_model  # noqa: F401 - fail early, before the data is read
     prepared = prepare(config, device)
-    vocab_size = config.text.vocab_size
-    model = SentimentClassifier(vocab_size, config.model.embedding_dim, config.model.hidden_units)
-    keras_init_(model, config.train.seed)
-    model.to(device)
 
     out.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}.partial-"))
     staging.chmod(0o777 & ~umask())  # mkdtemp makes 0700; give the usual mode
     try:
-        from torch.utils.tensorboard import SummaryWriter
-
+        SummaryWriter = _summary_writer_class()  # noqa: N806 - a class
         writers = {
             "train": SummaryWriter(str(staging / "logs" / "train")),
             "validation": SummaryWriter(str(staging / "logs" / "validation")),
@@ -229,7 +288,14 @@ def run(config: RunConfig, on_epoch_end: EpochCallback | None = None) -> Path:
             if on_epoch_end is not None:
                 on_epoch_end(epoch, logs)
 
-        history = fit(model, prepared, config, log_epoch)
+        if config.train.backend == "keras":
+            history, weights = fit_keras(prepared, config, log_epoch)
+        else:
+            model = SentimentClassifier(config.text.vocab_size, config.model.embedding_dim,
+                                        config.model.hidden_units)
+            keras_init_(model, config.train.seed)
+            history = fit(model.to(device), prepared, config, log_epoch)
+            weights = model.state_dict()
         for writer in writers.values():
             writer.close()
         run_config = {
@@ -240,6 +306,7 @@ def run(config: RunConfig, on_epoch_end: EpochCallback | None = None) -> Path:
                 "vocabulary_size": prepared.vectorizer.vocabulary_size(),
                 "train_reviews": len(prepared.train_ids),
                 "val_reviews": len(prepared.val_ids),
+                "backend": config.train.backend,
                 "torch": torch.__version__,
                 "python": platform.python_version(),
                 "finished": datetime.datetime.now(datetime.timezone.utc).isoformat(),
@@ -247,7 +314,7 @@ def run(config: RunConfig, on_epoch_end: EpochCallback | None = None) -> Path:
         }
         write_run(
             staging,
-            state_dict=model.state_dict(),
+            state_dict=weights,
             vocabulary=prepared.vectorizer.get_vocabulary(),
             config=run_config,
             history=history,
@@ -274,7 +341,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     start = time.perf_counter()
     try:
         out = run(config, report)
-    except (imdb.DataSourceError, ValueError, NotImplementedError) as err:
+    except (imdb.DataSourceError, ValueError, NotImplementedError, RuntimeError,
+            ImportError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
     print(f"Wrote {out} in {time.perf_counter() - start:.1f}s", flush=True)
