@@ -59,6 +59,8 @@ def parity_live(session: nox.Session) -> None:
     tmp = session.create_tmp()
     session.run("python", "parity_tests/reference/make_reference.py", "--data", data,
                 "--out", tmp)
+    session.run("python", "parity_tests/reference/make_keras_reference.py", "--data", data,
+                "--out", os.path.join(tmp, "keras"))
     session.run("pytest", "parity_tests", *session.posargs,
                 env={"EMBEDDINGS_FIXTURES": tmp, "EMBEDDINGS_REQUIRE_TF": "1"})
 

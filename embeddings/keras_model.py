@@ -129,7 +129,7 @@ def _sqrt(x: torch.Tensor) -> torch.Tensor:
 
 def build_model(
     vocab_size: int, embedding_dim: int = 16, hidden_units: int = 16, *,
-    sequence_length: int | None = None, exact_embedding: bool = True,
+    sequence_length: int | None = None, exact_embedding: bool = True, compile: bool = True,
 ) -> keras.Sequential:
     """The tutorial's ``Sequential``, compiled as in the tutorial.
 
@@ -141,6 +141,9 @@ def build_model(
             Default: ``None`` (built on first call).
         exact_embedding (bool): use :class:`OccurrenceEmbedding` and :class:`TFAdam`
             (TensorFlow's update); ``False`` gives the stock ``Embedding`` and ``Adam``.
+            Default: ``True``.
+        compile (bool): compile with the tutorial's optimizer, loss and metric (an exported
+            model is saved uncompiled, so any Keras loads it without optimizer state).
             Default: ``True``.
 
     Returns:
@@ -156,6 +159,8 @@ def build_model(
         keras.layers.Dense(hidden_units, activation="relu", name="dense"),
         keras.layers.Dense(1, name="dense_1"),
     ])
+    if not compile:
+        return model
     optimizer = TFAdam() if exact_embedding else keras.optimizers.Adam()
     model.compile(optimizer=optimizer,
                   loss=keras.losses.BinaryCrossentropy(from_logits=True),
