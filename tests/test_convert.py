@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import json
+import os
+import subprocess
+import sys
 import zipfile
 from pathlib import Path
 
@@ -99,3 +103,33 @@ def test_cli_converts_both_ways(run_dir: Path, tmp_path: Path,
     np.testing.assert_array_equal(
         load_file(tmp_path / "back" / "model.safetensors")["dense_1.kernel"].numpy(),
         load_file(run_dir / "model.safetensors")["dense_1.kernel"].numpy())
+
+
+@pytest.mark.tf
+def test_exported_keras_file_loads_in_tensorflow(run_dir: Path, tmp_path: Path) -> None:
+    """The written .keras is plain Keras: TensorFlow's Keras loads it and predicts the same."""
+    python = os.environ.get("EMBEDDINGS_TF_PYTHON", sys.executable)
+    probe = subprocess.run([python, "-c", "import tensorflow"], capture_output=True, check=False)
+    if probe.returncode != 0:
+        message = f"needs TensorFlow (the tf extra) in {python} or EMBEDDINGS_TF_PYTHON"
+        if os.environ.get("EMBEDDINGS_REQUIRE_TF"):
+            pytest.fail(message)
+        pytest.skip(message)
+    keras_file = convert.run_to_keras(run_dir, tmp_path / "m.keras")
+    run = predict.load_run(run_dir)
+    ids = run.vectorizer(["good movie", "bad film", "plot story actor"]).numpy()
+    np.save(tmp_path / "ids.npy", ids)
+    code = (
+        "import json, sys, numpy as np, keras\n"
+        f"m = keras.saving.load_model({str(keras_file)!r}, safe_mode=True)\n"
+        f"ids = np.load({str(tmp_path / 'ids.npy')!r}, allow_pickle=False)\n"
+        "print(json.dumps([float(x) for x in m.predict(ids, verbose=0)[:, 0]]))\n"
+    )
+    env = {**os.environ, "KERAS_BACKEND": "tensorflow", "TF_CPP_MIN_LOG_LEVEL": "3"}
+    proc = subprocess.run([python, "-c", code], capture_output=True, text=True, env=env,
+                          check=False, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    tf_logits = json.loads(proc.stdout.strip().splitlines()[-1])
+    # Same weights; TF pools and multiplies in its own float32 order (PARITY.md section 8).
+    assert_close(tf_logits, run.native_model()(torch.from_numpy(ids)).detach(), rtol=0,
+                 atol=1e-6)
