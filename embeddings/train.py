@@ -62,7 +62,6 @@ class Prepared:
     train_labels: torch.Tensor  # (N_train,) int64
     val_ids: torch.Tensor  # (N_val, T)
     val_labels: torch.Tensor  # (N_val,)
-    source: str
 
 
 def _summary_writer_class() -> type:
@@ -115,7 +114,6 @@ def prepare(config: RunConfig, device: torch.device) -> Prepared:
         train_labels=labels(train),
         val_ids=vectorizer(imdb.exact_texts(val)).to(device),
         val_labels=labels(val),
-        source=str(config.data.data or os.environ.get("EMBEDDINGS_DATA") or "default sources"),
     )
 
 
@@ -257,20 +255,53 @@ def _new_run_dir(out: str | None) -> Path:
     return path
 
 
+@dataclass
+class Trained:
+    """What a backend's training hands to the run writer."""
+
+    history: dict[str, list[float]]
+    weights: dict[str, torch.Tensor]  # native names
+    vocabulary: list[str]
+    counts: tuple[int, int]  # training and validation reviews
+
+
+def _train(config: RunConfig, device: torch.device, log_epoch: EpochCallback) -> Trained:
+    """Load the data and train with ``config.train.backend``."""
+    backend = config.train.backend
+    if backend == "tf":
+        from embeddings import tf_backend
+
+        tf_backend.import_tensorflow()  # fail before the data is read
+        train, val = imdb.load_imdb(config.data.data, validation_split=config.data.validation_split,
+                                    seed=config.data.split_seed, batch_size=config.train.batch_size)
+        history, weights, vocabulary = tf_backend.fit_tf(
+            train, val, vocab_size=config.text.vocab_size,
+            sequence_length=config.text.sequence_length,
+            embedding_dim=config.model.embedding_dim, hidden_units=config.model.hidden_units,
+            batch_size=config.train.batch_size, epochs=config.train.epochs,
+            learning_rate=config.train.learning_rate, seed=config.train.seed,
+            reshuffle=config.data.reshuffle, on_epoch_end=log_epoch)
+        return Trained(history, weights, vocabulary, (len(train), len(val)))
+    if backend == "keras":
+        from embeddings import keras_model  # noqa: F401 - fail before the data is read
+    prepared = prepare(config, device)
+    if backend == "keras":
+        history, weights = fit_keras(prepared, config, log_epoch)
+    else:
+        model = SentimentClassifier(config.text.vocab_size, config.model.embedding_dim,
+                                    config.model.hidden_units)
+        keras_init_(model, config.train.seed)
+        history = fit(model.to(device), prepared, config, log_epoch)
+        weights = model.state_dict()
+    return Trained(history, weights, prepared.vectorizer.get_vocabulary(),
+                   (len(prepared.train_ids), len(prepared.val_ids)))
+
+
 def run(config: RunConfig, on_epoch_end: EpochCallback | None = None) -> Path:
     """Train with ``config`` and write the run directory; returns its path."""
-    if config.train.backend == "tf":
-        raise NotImplementedError(
-            "--backend tf is not available in this version of embeddings: the TensorFlow "
-            "reference run is planned. Received: backend='tf'; use --backend torch or keras."
-        )
     out = _new_run_dir(config.train.out)
     device = resolve_device(config.train.device)
     torch.manual_seed(config.train.seed)
-    if config.train.backend == "keras":
-        from embeddings import keras_model  # noqa: F401 - fail early, before the data is read
-    prepared = prepare(config, device)
-
     out.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}.partial-"))
     staging.chmod(0o777 & ~umask())  # mkdtemp makes 0700; give the usual mode
@@ -288,37 +319,27 @@ def run(config: RunConfig, on_epoch_end: EpochCallback | None = None) -> Path:
             if on_epoch_end is not None:
                 on_epoch_end(epoch, logs)
 
-        if config.train.backend == "keras":
-            history, weights = fit_keras(prepared, config, log_epoch)
-        else:
-            model = SentimentClassifier(config.text.vocab_size, config.model.embedding_dim,
-                                        config.model.hidden_units)
-            keras_init_(model, config.train.seed)
-            history = fit(model.to(device), prepared, config, log_epoch)
-            weights = model.state_dict()
+        trained = _train(config, device, log_epoch)
         for writer in writers.values():
             writer.close()
         run_config = {
             **config.to_dict(),
             "run": {
-                "device": str(device),
-                "data_source": prepared.source,
-                "vocabulary_size": prepared.vectorizer.vocabulary_size(),
-                "train_reviews": len(prepared.train_ids),
-                "val_reviews": len(prepared.val_ids),
                 "backend": config.train.backend,
+                "device": str(device) if config.train.backend != "tf" else "tensorflow",
+                "data_source": str(config.data.data or os.environ.get("EMBEDDINGS_DATA")
+                                   or "default sources"),
+                "standardize": "tutorial",
+                "vocabulary_size": len(trained.vocabulary),
+                "train_reviews": trained.counts[0],
+                "val_reviews": trained.counts[1],
                 "torch": torch.__version__,
                 "python": platform.python_version(),
                 "finished": datetime.datetime.now(datetime.timezone.utc).isoformat(),
             },
         }
-        write_run(
-            staging,
-            state_dict=weights,
-            vocabulary=prepared.vectorizer.get_vocabulary(),
-            config=run_config,
-            history=history,
-        )
+        write_run(staging, state_dict=trained.weights, vocabulary=trained.vocabulary,
+                  config=run_config, history=trained.history)
         if out.exists():
             out.rmdir()  # empty, checked above
         os.replace(staging, out)

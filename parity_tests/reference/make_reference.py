@@ -60,6 +60,76 @@ def sequence_hash(row: np.ndarray) -> str:
     return hashlib.sha256(np.ascontiguousarray(row, dtype="<i8").tobytes()).hexdigest()[:16]
 
 
+WEIGHT_NAMES = ("embedding.embeddings", "dense.kernel", "dense.bias", "dense_1.kernel",
+                "dense_1.bias")
+
+
+def _weights(model: object) -> dict[str, np.ndarray]:
+    """The tutorial model's trainable weights under the native names, in Keras layout."""
+    return dict(zip(WEIGHT_NAMES, (np.asarray(w) for w in model.get_weights()), strict=True))
+
+
+def _weights_digest(weights: dict[str, np.ndarray]) -> str:
+    blob = b"".join(np.ascontiguousarray(weights[n], dtype="<f4").tobytes() for n in WEIGHT_NAMES)
+    return hashlib.sha256(blob).hexdigest()
+
+
+def _atomic_savez(path: Path, arrays: dict[str, np.ndarray]) -> None:
+    tmp = path.with_name(path.name + ".tmp.npz")
+    np.savez_compressed(tmp, **arrays)
+    os.replace(tmp, path)
+
+
+def record_steps(model, train_ds, val_ds, out: Path, meta: dict, tf, keras) -> None:  # noqa: ANN001
+    """Seed 0 at step 0: initial weights (digest), logits, loss, gradients, one Adam step.
+
+    The step is taken on a copy of the state and undone, so the seed-0 ``fit`` that
+    follows starts from the same initial weights.
+    """
+    texts, labels = next(iter(train_ds))  # the first batch of the cached first pass
+    val_texts = next(iter(val_ds))[0][:64]
+    init_logits = model(val_texts)  # builds the weights (no random draws: seeds are fixed)
+    initial = _weights(model)
+    variables = model.trainable_variables
+    with tf.GradientTape() as tape:
+        logits = model(texts, training=True)
+        loss = model.loss(tf.cast(labels, tf.float32)[:, None], logits)
+    grads = tape.gradient(loss, variables)
+    emb_grad = grads[0]  # IndexedSlices: one row per token occurrence
+    dense_grads = [tf.convert_to_tensor(g).numpy() for g in grads]
+    grad_sq = tf.math.unsorted_segment_sum(tf.square(emb_grad.values), emb_grad.indices,
+                                           emb_grad.dense_shape[0]).numpy()
+    model.optimizer.apply_gradients(zip(grads, variables, strict=True))
+    stepped = _weights(model)
+    model.set_weights([initial[n] for n in WEIGHT_NAMES])
+    model.compile(optimizer="adam", loss=keras.losses.BinaryCrossentropy(from_logits=True),
+                  metrics=["accuracy"])  # a fresh optimizer for the fit that follows
+    arrays = {"val64_logits": np.asarray(init_logits)[:, 0],
+              "batch0_logits": np.asarray(logits)[:, 0],
+              "grad_sq/embedding.embeddings": grad_sq}
+    arrays.update({f"grad/{n}": g for n, g in zip(WEIGHT_NAMES, dense_grads, strict=True)})
+    arrays.update({f"step1/{n}": w for n, w in stepped.items()})
+    _atomic_savez(out / "tutorial_step0.npz", arrays)
+    _atomic_write_json(out / "tutorial_step0.json", {
+        "meta": meta,
+        "what": "seed 0: initial weights, first training batch of pass 0, one Adam step",
+        "initial_weights_sha256": _weights_digest(initial),
+        "batch0_loss": float(loss),
+        "arrays": "tutorial_step0.npz (val64_logits: first 64 validation reviews of pass 0)",
+    })
+
+
+def record_trajectory(model, steps: list[float], out: Path, meta: dict) -> None:  # noqa: ANN001
+    """Seed 0 after 15 epochs: the running mean loss after every step, and final weights."""
+    _atomic_savez(out / "tutorial_final.npz", {f"final/{n}": w for n, w in
+                                                 _weights(model).items()})
+    _atomic_write_json(out / "tutorial_trajectory.json", {
+        "meta": meta,
+        "what": "seed 0: Keras's running mean training loss after each of the 300 steps",
+        "step_loss_running_mean": steps,
+    })
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", type=Path, required=True, help="aclImdb directory or tarball")
@@ -170,9 +240,7 @@ def main() -> None:
         print(f"wrote {args.out / 'tutorial_text.json'}", flush=True)
 
         # --- Seeded runs of the tutorial model. ------------------------------
-        histories = {}
-        for s in range(args.seeds):
-            keras.utils.set_random_seed(s)
+        def build_model() -> keras.Sequential:
             model = keras.Sequential(
                 [
                     vectorize_layer,
@@ -187,9 +255,26 @@ def main() -> None:
                 loss=keras.losses.BinaryCrossentropy(from_logits=True),
                 metrics=["accuracy"],
             )
-            hist = model.fit(train_ds, validation_data=val_ds, epochs=args.epochs, verbose=2)
+            return model
+
+        histories = {}
+        for s in range(args.seeds):
+            keras.utils.set_random_seed(s)
+            model = build_model()
+            steps: list[float] = []
+            if s == 0:
+                record_steps(model, train_ds, val_ds, args.out, meta, tf, keras)
+                callbacks = [keras.callbacks.LambdaCallback(
+                    on_train_batch_end=lambda batch, logs, steps=steps: steps.append(
+                        float(logs["loss"])))]
+            else:
+                callbacks = []
+            hist = model.fit(train_ds, validation_data=val_ds, epochs=args.epochs, verbose=2,
+                             callbacks=callbacks)
             histories[str(s)] = {k: [float(x) for x in v] for k, v in hist.history.items()}
             print(f"seed {s}: val_accuracy {histories[str(s)]['val_accuracy']}", flush=True)
+            if s == 0:
+                record_trajectory(model, steps, args.out, meta)
         _atomic_write_json(
             args.out / "tutorial_history.json",
             {
