@@ -44,7 +44,7 @@ def tests(session: nox.Session) -> None:
 
 @nox.session
 def parity(session: nox.Session) -> None:
-    """Offline parity: compare with the committed TensorFlow fixtures."""
+    """Offline parity: compare with the committed TensorFlow fixtures; writes parity-report.md."""
     _install(session, "test")
     session.run("pytest", "parity_tests", *session.posargs)
 

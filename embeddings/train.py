@@ -141,12 +141,15 @@ def fit(
     prepared: Prepared,
     config: RunConfig,
     on_epoch_end: EpochCallback | None = None,
+    on_step: Callable[[float], None] | None = None,
 ) -> dict[str, list[float]]:
     """Train ``model`` in place with Keras's Adam and return the Keras-style history.
 
     Each epoch walks the training rows in order (a fresh order per epoch with
     ``--reshuffle``), reporting training loss and accuracy from each batch's
     forward pass before its update, then evaluates the validation rows.
+    ``on_step`` receives the epoch's running mean loss after every step, the
+    value Keras logs at each batch end.
     """
     optimizer = KerasAdam(model.parameters(), lr=config.train.learning_rate)
     history: dict[str, list[float]] = {k: [] for k in HISTORY_KEYS}
@@ -172,6 +175,8 @@ def fit(
             optimizer.step()
             loss_mean.update(loss.detach(), weight=logits.shape[0])
             accuracy.update(keras_predictions(logits.detach()), labels[part])
+            if on_step is not None:
+                on_step(float(loss_mean.compute()))
         val_loss, val_accuracy = evaluate(
             model, prepared.val_ids, prepared.val_labels, config.train.batch_size
         )
@@ -190,14 +195,15 @@ def fit(
 
 
 def fit_keras(
-    prepared: Prepared, config: RunConfig, on_epoch_end: EpochCallback | None = None
+    prepared: Prepared, config: RunConfig, on_epoch_end: EpochCallback | None = None,
+    on_step: Callable[[float], None] | None = None,
 ) -> tuple[dict[str, list[float]], dict[str, torch.Tensor]]:
     """Train the Keras 3 ``Sequential`` on the torch backend with ``model.fit``.
 
     It starts from the same seeded weights as the native model and sees the
     batches in the same order; :mod:`embeddings.keras_model` makes its Adam step
     TensorFlow's.  Returns the Keras-style history and the trained weights under
-    the native parameter names.
+    the native parameter names.  ``on_step`` is as for :func:`fit`.
     """
     from embeddings import keras_model
 
@@ -218,6 +224,10 @@ def fit_keras(
                 history[key].append(values[key])
             if on_epoch_end is not None:
                 on_epoch_end(epoch, values)
+
+        def on_train_batch_end(self, batch: int, logs: dict[str, Any] | None = None) -> None:
+            if on_step is not None:
+                on_step(float((logs or {})["loss"]))
 
     device = prepared.train_ids.device
     with keras.device(keras_model.keras_device(device)):

@@ -1,25 +1,69 @@
-"""Parity fixtures: TensorFlow's recorded outputs (``fixtures/``, or ``$EMBEDDINGS_FIXTURES``)."""
+"""Parity fixtures and the parity report.
+
+TensorFlow's recorded outputs live in ``fixtures/`` (or ``$EMBEDDINGS_FIXTURES``).
+Every check records its measured deviation and bound through the ``report``
+fixture; at the end of the session ``parity-report.md`` and ``parity-report.png``
+are written (to ``$EMBEDDINGS_PARITY_REPORT``, default the current folder).
+"""
 
 from __future__ import annotations
 
 import json
 import os
+import platform
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
+import torch
 
 FIXTURES = Path(os.environ.get("EMBEDDINGS_FIXTURES") or Path(__file__).parent / "fixtures")
+DEVICES = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
 
 
 def load_fixture(name: str) -> Any:
+    """A JSON fixture, or an ``.npz`` of arrays (loaded without pickle)."""
     path = FIXTURES / name
     if not path.exists():
         raise FileNotFoundError(
             f"TensorFlow reference {path} is missing: run "
             "`python parity_tests/reference/make_reference.py --data PATH` with the tf extra"
         )
+    if path.suffix == ".npz":
+        with np.load(path, allow_pickle=False) as arrays:
+            return {k: arrays[k] for k in arrays.files}
     return json.loads(path.read_text(encoding="utf-8"))
+
+
+@dataclass
+class Report:
+    """Checks and curves gathered during the session."""
+
+    checks: list[dict[str, Any]] = field(default_factory=list)
+    curves: dict[str, dict[str, list[float]]] = field(default_factory=dict)
+
+    def check(self, name: str, backend: str, measured: float, bound: float,
+              note: str = "") -> None:
+        """Record one comparison: its largest deviation and the bound it is held to."""
+        self.checks.append({"check": name, "backend": backend, "measured": float(measured),
+                            "bound": float(bound), "ok": float(measured) <= bound,
+                            "note": note})
+
+
+_REPORT = Report()
+
+
+@pytest.fixture(scope="session")
+def report() -> Report:
+    return _REPORT
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _deterministic() -> None:
+    torch.backends.cuda.matmul.allow_tf32 = False
+    torch.backends.cudnn.allow_tf32 = False
 
 
 @pytest.fixture(scope="session")
@@ -32,3 +76,23 @@ def tf_text() -> Any:
 def tf_history() -> Any:
     """Per-epoch histories of the seeded tutorial runs recorded from TensorFlow."""
     return load_fixture("tutorial_history.json")
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    if not _REPORT.checks:
+        return
+    from parity_tests.report import write_report
+
+    out = Path(os.environ.get("EMBEDDINGS_PARITY_REPORT") or ".")
+    tf_curve = None
+    history_path = FIXTURES / "tutorial_history.json"
+    if history_path.exists():
+        reference = json.loads(history_path.read_text(encoding="utf-8"))
+        tf_curve = reference["histories"]["0"]
+        meta = reference["meta"]
+    else:
+        meta = {}
+    device = ", ".join(DEVICES) + (f" ({torch.cuda.get_device_name(0)})"
+                                   if torch.cuda.is_available() else f" ({platform.processor()})")
+    write_report(out, _REPORT.checks, {"tensorflow": tf_curve, **_REPORT.curves}, meta=meta,
+                 device=device)

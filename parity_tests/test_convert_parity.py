@@ -22,7 +22,7 @@ pytestmark = pytest.mark.imdb
 
 
 @pytest.mark.parametrize("backend", ["torch", "keras"])
-def test_converted_tf_model_predicts_tfs_logits(imdb_reviews, tmp_path: Path,  # type: ignore[no-untyped-def]
+def test_converted_tf_model_predicts_tfs_logits(imdb_reviews, tmp_path: Path, report,  # type: ignore[no-untyped-def]
                                                 backend: str) -> None:
     if backend == "keras":
         pytest.importorskip("embeddings.keras_model", reason="the keras extra is not installed")
@@ -34,6 +34,10 @@ def test_converted_tf_model_predicts_tfs_logits(imdb_reviews, tmp_path: Path,  #
     expected = torch.tensor(reference["logits"])
     if backend == "torch":
         logits = run.native_model()(run.vectorizer(texts)).detach()
+        report.check("TF-trained .keras converted: logits", backend,
+                     float((logits - expected).abs().max()), 1e-6)
         assert_close(logits, expected, rtol=0, atol=1e-6)
     probs = predict.predict(texts, run, backend=backend)
+    report.check("TF-trained .keras converted: probabilities", backend,
+                 float((probs - torch.sigmoid(expected)).abs().max()), 1e-6)
     assert_close(probs, torch.sigmoid(expected), rtol=0, atol=1e-6)

@@ -40,6 +40,9 @@ def prepared() -> Prepared:
     return prepare(RunConfig(), torch.device("cpu"))
 
 
+_HISTORIES: dict[tuple[str, int], dict[str, list[float]]] = {}
+
+
 def _train(prepared: Prepared, seed: int, backend: str = "torch") -> dict[str, list[float]]:
     config = RunConfig(train=dataclasses.replace(TrainConfig(), seed=seed, device="cpu",
                                                  backend=backend))
@@ -54,14 +57,32 @@ def _train(prepared: Prepared, seed: int, backend: str = "torch") -> dict[str, l
 
 @pytest.mark.parametrize("backend", ["torch", "keras"])
 @pytest.mark.parametrize("seed", SEEDS)
-def test_history_is_tensorflows(prepared: Prepared, tf_history, seed: int, backend: str  # type: ignore[no-untyped-def]
-                                ) -> None:
+def test_history_is_tensorflows(prepared: Prepared, tf_history, report, seed: int,  # type: ignore[no-untyped-def]
+                                backend: str) -> None:
     ref = tf_history["histories"][str(seed)]
-    ours = _train(prepared, seed, backend)
+    ours = _HISTORIES[backend, seed] = _train(prepared, seed, backend)
+    acc = max(abs(a - b) for a, b in zip(ours["val_accuracy"], ref["val_accuracy"], strict=True))
+    loss = max(abs(a - b) / b for k in ("loss", "val_loss")
+               for a, b in zip(ours[k], ref[k], strict=True))
+    report.check(f"seed {seed}: val_accuracy, every epoch", backend, acc, 0.0, "exactly equal")
+    report.check(f"seed {seed}: loss and val_loss, relative", backend, loss, 1e-6)
     assert ours["val_accuracy"] == ref["val_accuracy"]
     assert ours["accuracy"] == ref["accuracy"]
     assert_close(ours["loss"], ref["loss"], rtol=1e-6, atol=0)
     assert_close(ours["val_loss"], ref["val_loss"], rtol=1e-6, atol=0)
+
+
+@pytest.mark.parametrize("backend", ["torch", "keras"])
+def test_five_seed_mean_accuracy(prepared: Prepared, tf_history, report,  # type: ignore[no-untyped-def]
+                                 backend: str) -> None:
+    """The statistical check: final val_accuracy averaged over 5 seeds, within 1 point."""
+    ours = [(_HISTORIES.get((backend, s)) or _train(prepared, s, backend))["val_accuracy"][-1]
+            for s in SEEDS]
+    theirs = [tf_history["histories"][str(s)]["val_accuracy"][-1] for s in SEEDS]
+    diff = abs(sum(ours) / len(ours) - sum(theirs) / len(theirs))
+    report.check("5-seed mean of final val_accuracy", backend, diff, 0.01,
+                 f"ours {sum(ours) / 5:.4f}, TF {sum(theirs) / 5:.4f}")
+    assert diff <= 0.01
 
 
 def test_excluding_padding_from_the_mean_breaks_parity(

@@ -104,7 +104,8 @@ def test_tf_backend_runs_the_tutorial_and_matches_torch(small_imdb: Path, tmp_pa
     for backend in ("tf", "torch"):
         out = tmp_path / backend
         argv = [*SMALL, "--backend", backend, "--data", str(small_imdb), "--out", str(out)]
-        proc = subprocess.run([sys.executable, "-m", "embeddings.train", *argv],
+        env = {k: v for k, v in os.environ.items() if k != "KERAS_BACKEND"}
+        proc = subprocess.run([sys.executable, "-m", "embeddings.train", *argv], env=env,
                               capture_output=True, text=True, timeout=600, check=False)
         assert proc.returncode == 0, proc.stderr[-3000:]
         hists.append(json.loads((out / "history.json").read_text()))

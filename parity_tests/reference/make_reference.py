@@ -80,15 +80,15 @@ def _atomic_savez(path: Path, arrays: dict[str, np.ndarray]) -> None:
     os.replace(tmp, path)
 
 
-def record_steps(model, train_ds, val_ds, out: Path, meta: dict, tf, keras) -> None:  # noqa: ANN001
+def record_steps(model, train_ds, val_texts: list[bytes], val_names: list[str], out: Path,  # noqa: ANN001
+                 meta: dict, tf, keras) -> None:  # noqa: ANN001
     """Seed 0 at step 0: initial weights (digest), logits, loss, gradients, one Adam step.
 
     The step is taken on a copy of the state and undone, so the seed-0 ``fit`` that
     follows starts from the same initial weights.
     """
     texts, labels = next(iter(train_ds))  # the first batch of the cached first pass
-    val_texts = next(iter(val_ds))[0][:64]
-    init_logits = model(val_texts)  # builds the weights (no random draws: seeds are fixed)
+    init_logits = model(tf.constant(val_texts))  # builds the weights (seeds are fixed)
     initial = _weights(model)
     variables = model.trainable_variables
     with tf.GradientTape() as tape:
@@ -115,7 +115,8 @@ def record_steps(model, train_ds, val_ds, out: Path, meta: dict, tf, keras) -> N
         "what": "seed 0: initial weights, first training batch of pass 0, one Adam step",
         "initial_weights_sha256": _weights_digest(initial),
         "batch0_loss": float(loss),
-        "arrays": "tutorial_step0.npz (val64_logits: first 64 validation reviews of pass 0)",
+        "val64_paths": val_names,
+        "arrays": "tutorial_step0.npz (val64_logits: the reviews of val64_paths)",
     })
 
 
@@ -188,9 +189,12 @@ def main() -> None:
         vectorize_layer.adapt(train_ds.map(lambda x, y: x))
         vocabulary = [str(t) for t in vectorize_layer.get_vocabulary()]
 
-        # pass-0 order of each subset: what every epoch sees because of .cache()
+        # pass-0 order of each subset: what every epoch sees because of .cache().  The
+        # pass is completed, so that the cache is filled (a partial pass leaves it empty
+        # and the next iterator would shuffle anew).
         def first_names(ds: tf.data.Dataset, n: int = 5) -> list[str]:
-            texts = next(iter(ds))[0].numpy()[:n]
+            batches = [texts for texts, _ in ds]
+            texts = batches[0].numpy()[:n]
             by_bytes = {}
             for rel in train_paths + val_paths:
                 by_bytes.setdefault((train_dir / rel).read_bytes(), rel)
@@ -263,7 +267,9 @@ def main() -> None:
             model = build_model()
             steps: list[float] = []
             if s == 0:
-                record_steps(model, train_ds, val_ds, args.out, meta, tf, keras)
+                names = val_paths[:64]
+                record_steps(model, train_ds, [(train_dir / p).read_bytes() for p in names],
+                             names, args.out, meta, tf, keras)
                 callbacks = [keras.callbacks.LambdaCallback(
                     on_train_batch_end=lambda batch, logs, steps=steps: steps.append(
                         float(logs["loss"])))]
