@@ -34,7 +34,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from embeddings.files import atomic_write_bytes
+from embeddings.files import atomic_write_bytes, cache_dir
 from embeddings.tfrandom import DEFAULT_GRAPH_SEED, shuffle_order
 
 if TYPE_CHECKING:
@@ -209,11 +209,6 @@ def read_hub(name: str = HUB_DATASET, index: str | os.PathLike[str] = _INDEX_FIL
             )
         reviews.append(Review(names.pop(), raw, int(label)))
     return _checked(reviews, f"hub dataset {name}")
-
-
-def cache_dir() -> Path:
-    """``$EMBEDDINGS_CACHE``, or ``~/.cache/embeddings``."""
-    return Path(os.environ.get("EMBEDDINGS_CACHE") or Path.home() / ".cache" / "embeddings")
 
 
 def download_imdb(

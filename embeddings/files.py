@@ -13,6 +13,12 @@ from pathlib import Path
 from typing import Any
 
 
+def cache_dir() -> Path:
+    """Where downloads and compiled kernels are kept: ``$EMBEDDINGS_CACHE``, or
+    ``~/.cache/embeddings``."""
+    return Path(os.environ.get("EMBEDDINGS_CACHE") or Path.home() / ".cache" / "embeddings")
+
+
 def umask() -> int:
     """The process umask (read without changing it)."""
     mask = os.umask(0)

@@ -9,6 +9,10 @@ interleaved float32 accumulators, ``a_r = sum_{j = r mod 4} e_j`` in increasing
 ``j``, combined as ``((a0 + a1) + a2) + a3`` and divided by ``T`` (``PARITY.md``
 section 8).  The forward reproduces that order bit for bit.
 
+On the CPU the compiled kernels of :mod:`embeddings.kernels` run both passes
+without materializing the ``(B, T, D)`` rows; elsewhere, or without a C
+compiler, the torch formulation below computes the same values.
+
 Backward.  TensorFlow hands the optimizer one gradient row per token
 *occurrence*: ``g_b / T`` for every position of bag ``b``.  Keras's Adam sums
 those rows for its first moment and sums their squares for its second
@@ -25,6 +29,8 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 from torch import nn
+
+from embeddings import kernels
 
 _LANES = 4  # TensorFlow's interleaved accumulators for the mean over positions
 
@@ -43,8 +49,8 @@ def tf_order_mean(rows: torch.Tensor) -> torch.Tensor:
     if pad:
         rows = F.pad(rows, (0, 0, 0, pad))  # adding +0.0 leaves every lane sum unchanged
     lanes = rows.view(batch, -1, _LANES, dim)  # (B, T, D) -> (B, T/4, 4, D)
-    acc = lanes[:, 0].clone()  # (B, 4, D)
-    for k in range(1, lanes.shape[1]):
+    acc = torch.zeros_like(lanes[:, 0])  # (B, 4, D): each lane sums from 0, as in TensorFlow
+    for k in range(lanes.shape[1]):
         acc += lanes[:, k]
     total = ((acc[:, 0] + acc[:, 1]) + acc[:, 2]) + acc[:, 3]  # (B, D)
     return total / length
@@ -56,6 +62,8 @@ class _EmbeddingBagMean(torch.autograd.Function):
                 ids: torch.Tensor) -> torch.Tensor:
         ctx.save_for_backward(ids)
         ctx.weight = weight  # the leaf that receives grad_sq
+        if kernels.usable(weight, ids):
+            return kernels.bag_mean_forward(weight, ids)  # (B, T) -> (B, D), no (B, T, D)
         return tf_order_mean(F.embedding(ids, weight))  # (B, T) -> (B, T, D) -> (B, D)
 
     @staticmethod
@@ -66,13 +74,18 @@ class _EmbeddingBagMean(torch.autograd.Function):
         batch, length = ids.shape
         dim = weight.shape[1]
         per_occurrence = grad / length  # (B, D): the gradient row of each of the bag's T ids
-        both = torch.cat([per_occurrence, per_occurrence * per_occurrence], dim=1)  # (B, 2D)
-        sums = torch.zeros(weight.shape[0], 2 * dim, dtype=grad.dtype, device=grad.device)
-        sums.index_add_(0, ids.reshape(-1), both.repeat_interleave(length, dim=0))  # (V, 2D)
-        grad_sq = sums[:, dim:]
+        squared = per_occurrence * per_occurrence  # (B, D)
+        if kernels.usable(per_occurrence, ids):
+            grad_sum, grad_sq = kernels.bag_scatter_add(
+                [per_occurrence.contiguous(), squared.contiguous()], ids, weight.shape[0])
+        else:
+            both = torch.cat([per_occurrence, squared], dim=1)  # (B, 2D)
+            sums = torch.zeros(weight.shape[0], 2 * dim, dtype=grad.dtype, device=grad.device)
+            sums.index_add_(0, ids.reshape(-1), both.repeat_interleave(length, dim=0))  # (V, 2D)
+            grad_sum, grad_sq = sums[:, :dim], sums[:, dim:]
         prior = getattr(weight, "grad_sq", None)
         weight.grad_sq = grad_sq if prior is None else prior + grad_sq  # type: ignore[attr-defined]
-        return sums[:, :dim], None
+        return grad_sum, None
 
 
 def embedding_bag_mean(weight: torch.Tensor, ids: torch.Tensor) -> torch.Tensor:
@@ -95,7 +108,7 @@ def embedding_bag_mean(weight: torch.Tensor, ids: torch.Tensor) -> torch.Tensor:
             "ids must be a (batch, length) tensor of int64 or int32. "
             f"Received: ids.shape={tuple(ids.shape)}, ids.dtype={ids.dtype}"
         )
-    return _EmbeddingBagMean.apply(weight, ids)
+    return _EmbeddingBagMean.apply(weight, ids.to(torch.int64).contiguous())
 
 
 class MeanEmbedding(nn.Module):

@@ -22,6 +22,8 @@ from collections.abc import Iterable
 
 import torch
 
+from embeddings import kernels
+
 
 def _sqrt(x: torch.Tensor) -> torch.Tensor:
     return torch.sqrt(x.double()).to(x.dtype)
@@ -92,6 +94,10 @@ class KerasAdam(torch.optim.Optimizer):
                     state["v"] = torch.zeros_like(p)
                 m, v, g = state["m"], state["v"], p.grad
                 g2 = getattr(p, "grad_sq", None)
+                if kernels.usable(p, g, m, v, *([] if g2 is None else [g2])):
+                    kernels.adam_update(p, g, g2, m, v, alpha.item(), c1.item(), c2.item(),
+                                        epsilon.item())
+                    continue
                 if g2 is None:
                     g2 = g * g
                 m.add_((g - m) * c1)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import random
 from pathlib import Path
 
@@ -38,3 +39,21 @@ def small_imdb(tmp_path: Path) -> Path:
     (base / "train" / "urls_neg.txt").write_bytes(b"http://example")
     (base / "imdb.vocab").write_bytes(b"the\n")
     return base
+
+
+@pytest.fixture(params=["compiled", "torch"])
+def kernel_path(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Run a test on the compiled CPU kernels and on the pure-torch formulation.
+
+    Without a C compiler the compiled case is skipped, unless
+    ``EMBEDDINGS_REQUIRE_KERNELS=1`` (CI) makes that a failure.
+    """
+    from embeddings import kernels
+
+    if request.param == "torch":
+        monkeypatch.setattr(kernels, "usable", lambda *tensors: False)
+    elif not kernels.available():
+        if os.environ.get("EMBEDDINGS_REQUIRE_KERNELS") == "1":
+            pytest.fail("the compiled CPU kernels could not be built (is a C compiler there?)")
+        pytest.skip("no C compiler: the compiled CPU kernels are unavailable")
+    return str(request.param)

@@ -22,7 +22,7 @@ def test_forward_sums_in_four_interleaved_lanes() -> None:
     assert got.item() != (e.sum() / 7).item()  # a plain sum rounds the 1e8 terms differently
 
 
-def test_padding_counts_in_the_mean() -> None:
+def test_padding_counts_in_the_mean(kernel_path: str) -> None:
     weight = torch.randn(5, 3)
     ids = torch.tensor([[4] + [0] * 99])
     assert_close(embedding_bag_mean(weight, ids)[0], (weight[4] + 99 * weight[0]) / 100,
@@ -33,7 +33,8 @@ def test_padding_counts_in_the_mean() -> None:
 @pytest.mark.parametrize(("batch", "length", "vocab", "dim"),
                          [(1, 1, 3, 2), (7, 5, 11, 4), (32, 100, 50, 16), (3, 13, 2, 5)])
 def test_values_and_gradient_match_nn_embeddingbag(batch: int, length: int, vocab: int,
-                                                   dim: int, device: str) -> None:
+                                                   dim: int, device: str,
+                                                   kernel_path: str) -> None:
     ids = torch.randint(0, vocab, (batch, length), device=device)
     ids[0] = 0  # an all-padding bag
     ids[-1, : length // 2 + 1] = vocab - 1  # repeated ids within a bag
@@ -52,13 +53,13 @@ def test_values_and_gradient_match_nn_embeddingbag(batch: int, length: int, voca
     assert_close(weight.grad, stock.weight.grad, rtol=1e-5, atol=1e-6)
 
 
-def test_gradcheck_in_float64() -> None:
+def test_gradcheck_in_float64(kernel_path: str) -> None:
     weight = torch.randn(6, 3, dtype=torch.float64, requires_grad=True)
     ids = torch.tensor([[0, 1, 1, 5], [2, 2, 2, 2], [0, 0, 0, 0]])
     assert torch.autograd.gradcheck(lambda w: embedding_bag_mean(w, ids), (weight,))
 
 
-def test_backward_delivers_sum_of_squared_occurrence_gradients() -> None:
+def test_backward_delivers_sum_of_squared_occurrence_gradients(kernel_path: str) -> None:
     weight = torch.zeros(4, 2, requires_grad=True)
     ids = torch.tensor([[1, 1, 3, 0], [1, 2, 2, 2]])
     upstream = torch.tensor([[4.0, -8.0], [2.0, 6.0]])
@@ -71,7 +72,7 @@ def test_backward_delivers_sum_of_squared_occurrence_gradients() -> None:
     assert not torch.equal(weight.grad_sq[2], weight.grad[2] ** 2)  # not (sum g)^2
 
 
-def test_grad_sq_accumulates_like_grad() -> None:
+def test_grad_sq_accumulates_like_grad(kernel_path: str) -> None:
     weight = torch.zeros(3, 1, requires_grad=True)
     ids = torch.tensor([[1, 2]])
     for _ in range(2):
@@ -89,3 +90,55 @@ def test_module_initializes_like_keras_uniform() -> None:
     table = MeanEmbedding(1000, 8).embeddings
     assert table.shape == (1000, 8)
     assert -0.05 <= table.min() < -0.04 and 0.04 < table.max() <= 0.05
+
+
+@pytest.mark.parametrize(("batch", "length", "vocab", "dim"),
+                         [(1, 1, 3, 1), (5, 7, 13, 3), (64, 100, 300, 16), (9, 33, 40, 130),
+                          (300, 50, 1000, 16)])
+def test_compiled_kernels_equal_the_torch_formulation_bit_for_bit(
+        batch: int, length: int, vocab: int, dim: int, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Same float32 operation order: values, gradients and squared sums are identical."""
+    from embeddings import kernels
+
+    if not kernels.available():
+        pytest.skip("no C compiler: the compiled CPU kernels are unavailable")
+    ids = torch.randint(0, vocab, (batch, length))
+    ids[0, : length // 2 + 1] = 0  # repeated ids and padding
+    upstream = torch.randn(batch, dim)
+    results = []
+    for compiled in (True, False):
+        if not compiled:
+            monkeypatch.setattr(kernels, "usable", lambda *tensors: False)
+        torch.manual_seed(1)  # the same table, rows of very different scales
+        scale = 10.0 ** torch.randint(-3, 3, (vocab, 1))
+        weight = (torch.randn(vocab, dim) * scale).requires_grad_()
+        out = embedding_bag_mean(weight, ids)
+        (out * upstream).sum().backward()
+        results.append((out.detach(), weight.grad, weight.grad_sq))
+    for a, b in zip(results[0], results[1], strict=True):
+        assert torch.equal(a, b)
+
+
+def test_kernels_can_be_turned_off(monkeypatch: pytest.MonkeyPatch) -> None:
+    from embeddings import kernels
+
+    monkeypatch.setattr(kernels, "_tried", False)
+    monkeypatch.setattr(kernels, "_lib", None)
+    monkeypatch.setenv("EMBEDDINGS_KERNELS", "0")
+    assert not kernels.available()
+
+
+def test_missing_compiler_falls_back_cleanly(monkeypatch: pytest.MonkeyPatch, tmp_path,
+                                              caplog: pytest.LogCaptureFixture) -> None:  # type: ignore[no-untyped-def]
+    from embeddings import kernels
+
+    monkeypatch.setattr(kernels, "_tried", False)
+    monkeypatch.setattr(kernels, "_lib", None)
+    monkeypatch.setenv("EMBEDDINGS_CACHE", str(tmp_path))
+    monkeypatch.setenv("CC", "no-such-compiler")
+    with caplog.at_level("INFO", logger="embeddings.kernels"):
+        assert not kernels.available()
+    assert "no C compiler" in caplog.text
+    weight = torch.randn(5, 2, requires_grad=True)
+    embedding_bag_mean(weight, torch.tensor([[1, 2, 0]])).sum().backward()  # torch path works
+    assert weight.grad is not None

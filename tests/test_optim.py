@@ -22,10 +22,11 @@ def keras_adam_numpy(p, grads, sq_grads=None, lr=1e-3, b1=0.9, b2=0.999, eps=1e-
     return p
 
 
-def test_steps_are_bit_identical_to_the_keras_formula() -> None:
+def test_steps_are_bit_identical_to_the_keras_formula(kernel_path: str) -> None:
     rng = np.random.default_rng(0)
-    p0 = rng.standard_normal(2000).astype(np.float32)
-    grads = [(rng.standard_normal(2000) * 10.0 ** rng.uniform(-12, 0, 2000)).astype(np.float32)
+    n = 70_000  # large enough for the compiled path to split the work over threads
+    p0 = rng.standard_normal(n).astype(np.float32)
+    grads = [(rng.standard_normal(n) * 10.0 ** rng.uniform(-12, 0, n)).astype(np.float32)
              for _ in range(20)]
     param = torch.nn.Parameter(torch.from_numpy(p0.copy()))
     opt = KerasAdam([param])
@@ -47,7 +48,7 @@ def test_torch_adam_is_not_keras_adam() -> None:
     assert not np.array_equal(param.detach().numpy(), keras_adam_numpy(p0, [g]))
 
 
-def test_grad_sq_replaces_the_squared_gradient() -> None:
+def test_grad_sq_replaces_the_squared_gradient(kernel_path: str) -> None:
     p0 = np.zeros(3, dtype=np.float32)
     g = np.array([0.2, -0.1, 0.0], dtype=np.float32)
     sq = np.array([0.03, 0.01, 0.0], dtype=np.float32)  # sum of squares of two occurrences
