@@ -76,8 +76,8 @@ class _EmbeddingBagMean(torch.autograd.Function):
         per_occurrence = grad / length  # (B, D): the gradient row of each of the bag's T ids
         squared = per_occurrence * per_occurrence  # (B, D)
         if kernels.usable(per_occurrence, ids):
-            grad_sum, grad_sq = kernels.bag_scatter_add(
-                [per_occurrence.contiguous(), squared.contiguous()], ids, weight.shape[0])
+            grad_sum, grad_sq = kernels.bag_scatter_sums(
+                per_occurrence.contiguous(), squared.contiguous(), ids, weight.shape[0])
         else:
             both = torch.cat([per_occurrence, squared], dim=1)  # (B, 2D)
             sums = torch.zeros(weight.shape[0], 2 * dim, dtype=grad.dtype, device=grad.device)

@@ -78,15 +78,18 @@ class KerasAdam(torch.optim.Optimizer):
             params = [p for p in group["params"] if p.grad is not None]
             if not params:
                 continue
-            f32 = dict(dtype=torch.float32, device=params[0].device)
-            t = torch.tensor(step, **f32)
-            beta_1_power = torch.tensor(group["beta_1"], **f32) ** t
-            beta_2_power = torch.tensor(group["beta_2"], **f32) ** t
-            lr = torch.tensor(group["lr"], **f32)
+            # Float32 scalars, computed once per step on the CPU (0-dim CPU tensors also
+            # combine with CUDA tensors); the compiled path takes them as exact floats.
+            f32 = torch.float32
+            t = torch.tensor(step, dtype=f32)
+            beta_1_power = torch.tensor(group["beta_1"], dtype=f32) ** t
+            beta_2_power = torch.tensor(group["beta_2"], dtype=f32) ** t
+            lr = torch.tensor(group["lr"], dtype=f32)
             alpha = lr * _sqrt(1 - beta_2_power) / (1 - beta_1_power)
-            c1 = torch.tensor(1 - group["beta_1"], **f32)
-            c2 = torch.tensor(1 - group["beta_2"], **f32)
-            epsilon = torch.tensor(group["epsilon"], **f32)
+            c1 = torch.tensor(1 - group["beta_1"], dtype=f32)
+            c2 = torch.tensor(1 - group["beta_2"], dtype=f32)
+            epsilon = torch.tensor(group["epsilon"], dtype=f32)
+            scalars = (alpha.item(), c1.item(), c2.item(), epsilon.item())
             for p in params:
                 state = self.state[p]
                 if not state:
@@ -95,8 +98,7 @@ class KerasAdam(torch.optim.Optimizer):
                 m, v, g = state["m"], state["v"], p.grad
                 g2 = getattr(p, "grad_sq", None)
                 if kernels.usable(p, g, m, v, *([] if g2 is None else [g2])):
-                    kernels.adam_update(p, g, g2, m, v, alpha.item(), c1.item(), c2.item(),
-                                        epsilon.item())
+                    kernels.adam_update(p, g, g2, m, v, *scalars)
                     continue
                 if g2 is None:
                     g2 = g * g

@@ -11,6 +11,7 @@ backends', so the three can be put side by side.
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import re
 import string
@@ -31,6 +32,8 @@ def import_tensorflow() -> tuple[Any, Any]:
         ImportError: TensorFlow is not installed (the message gives the install line).
         RuntimeError: Keras is set to, or already loaded on, another backend.
     """
+    if importlib.util.find_spec("tensorflow") is None:
+        raise ImportError(f"--backend tf needs TensorFlow: {INSTALL}")
     chosen = os.environ.get("KERAS_BACKEND")
     if chosen not in (None, "", "tensorflow"):
         raise RuntimeError(

@@ -127,12 +127,14 @@ def evaluate(
 ) -> tuple[float, float]:
     """Keras's ``evaluate``: batch-size-weighted mean loss, and accuracy of logit > 0.5."""
     loss_mean = MeanMetric().to(ids.device)
-    accuracy = BinaryAccuracy().to(ids.device)
+    predictions = torch.empty_like(labels)
     for part in _batches(len(ids), batch_size):
         logits = model(ids[part])
         loss = binary_crossentropy_from_logits(logits, labels[part])
         loss_mean.update(loss, weight=logits.shape[0])
-        accuracy.update(keras_predictions(logits), labels[part])
+        predictions[part] = keras_predictions(logits)
+    accuracy = BinaryAccuracy().to(ids.device)
+    accuracy.update(predictions, labels)
     return float(loss_mean.compute()), float(accuracy.compute())
 
 
@@ -165,6 +167,7 @@ def fit(
             ids, labels = ids[order], labels[order]
         loss_mean = MeanMetric().to(device)
         accuracy = BinaryAccuracy().to(device)
+        predictions = torch.empty_like(labels)  # gathered per step, counted once per epoch
         bar = tqdm(batches, desc=f"Epoch {epoch + 1}/{config.train.epochs}", unit="batch",
                    leave=False, disable=None, file=sys.stderr)
         for part in bar:
@@ -174,9 +177,10 @@ def fit(
             loss.backward()
             optimizer.step()
             loss_mean.update(loss.detach(), weight=logits.shape[0])
-            accuracy.update(keras_predictions(logits.detach()), labels[part])
+            predictions[part] = keras_predictions(logits.detach())
             if on_step is not None:
                 on_step(float(loss_mean.compute()))
+        accuracy.update(predictions, labels)
         val_loss, val_accuracy = evaluate(
             model, prepared.val_ids, prepared.val_labels, config.train.batch_size
         )
