@@ -121,3 +121,90 @@ void adam_update(float *p, const float *g, const float *g2, float *m, float *v, 
     else
         adam_loop(p, g, NULL, m, v, n, alpha, c1, c2, eps);
 }
+
+/* TensorFlow's standardizations of n packed texts, byte by byte (PARITY.md sections 1-2):
+ * mode & 1: lowercase A-Z only; mode & 2: replace "<br />" (matched after lowercasing, left
+ * to right, not recursively) with a space; mode & 4: delete the 32 ASCII punctuation bytes.
+ * Text i is data[offsets[i]:offsets[i+1]]; the results go to out with out_offsets (out needs
+ * offsets[n] bytes: no text grows). */
+static int is_punct(uint8_t c) {
+    return (c >= 33 && c <= 47) || (c >= 58 && c <= 64) || (c >= 91 && c <= 96) ||
+           (c >= 123 && c <= 126);
+}
+
+static uint8_t lower(uint8_t c, int mode) {
+    return (mode & 1) && c >= 'A' && c <= 'Z' ? (uint8_t)(c + 32) : c;
+}
+
+void standardize(const uint8_t *data, const int64_t *offsets, int64_t n, uint8_t *out,
+                 int64_t *out_offsets, int mode) {
+    static const uint8_t br[6] = {'<', 'b', 'r', ' ', '/', '>'};
+    int64_t w = 0;
+    out_offsets[0] = 0;
+    for (int64_t i = 0; i < n; ++i) {
+        const int64_t end = offsets[i + 1];
+        for (int64_t j = offsets[i]; j < end;) {
+            if ((mode & 2) && data[j] == '<' && end - j >= 6) {
+                int match = 1;
+                for (int k = 1; k < 6 && match; ++k) match = lower(data[j + k], mode) == br[k];
+                if (match) {
+                    out[w++] = ' ';
+                    j += 6;
+                    continue;
+                }
+            }
+            const uint8_t c = lower(data[j++], mode);
+            if (!((mode & 4) && is_punct(c))) out[w++] = c;
+        }
+        out_offsets[i + 1] = w;
+    }
+}
+
+/* ---- Counting tokens for TextVectorization.adapt ---------------------------------------
+ * Tokens are the runs of bytes between the six ASCII whitespace bytes (Python's
+ * bytes.split()), within each text.  An open-addressing table of capacity cap (a power of
+ * two) holds each distinct token as (start, length, count); the caller supplies the arrays. */
+static int is_space(uint8_t c) { return c == ' ' || (c >= 9 && c <= 13); }
+
+static uint64_t hash_bytes(const uint8_t *p, int64_t n) {
+    uint64_t h = 1469598103934665603ULL; /* FNV-1a */
+    for (int64_t i = 0; i < n; ++i) h = (h ^ p[i]) * 1099511628211ULL;
+    return h;
+}
+
+/* Returns the number of distinct tokens, or -1 when the table passes 70 % load (the caller
+ * retries with a larger one). slot_start must come filled with -1. */
+int64_t count_tokens(const uint8_t *data, const int64_t *offsets, int64_t n,
+                     int64_t *slot_start, int64_t *slot_len, int64_t *slot_count, int64_t cap) {
+    const uint64_t mask = (uint64_t)cap - 1;
+    int64_t distinct = 0;
+    for (int64_t i = 0; i < n; ++i) {
+        int64_t j = offsets[i];
+        const int64_t end = offsets[i + 1];
+        while (j < end) {
+            while (j < end && is_space(data[j])) ++j;
+            const int64_t s = j;
+            while (j < end && !is_space(data[j])) ++j;
+            const int64_t len = j - s;
+            if (len == 0) continue;
+            uint64_t h = hash_bytes(data + s, len) & mask;
+            for (;;) {
+                const int64_t at = slot_start[h];
+                if (at < 0) {
+                    if (10 * (distinct + 1) > 7 * cap) return -1;
+                    slot_start[h] = s;
+                    slot_len[h] = len;
+                    slot_count[h] = 1;
+                    ++distinct;
+                    break;
+                }
+                if (slot_len[h] == len && memcmp(data + at, data + s, (size_t)len) == 0) {
+                    ++slot_count[h];
+                    break;
+                }
+                h = (h + 1) & mask;
+            }
+        }
+    }
+    return distinct;
+}

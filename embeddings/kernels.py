@@ -1,4 +1,5 @@
-"""The optional compiled CPU path of the hot loop (``kernels.c``), with a clean fallback.
+"""The optional compiled CPU path (``kernels.c``) of the hot loop, Adam and text
+standardization, with a clean fallback.
 
 On first use the C file is compiled with the system's C compiler (``$CC``, else
 ``cc``) into the cache (``$EMBEDDINGS_CACHE/kernels``) and loaded with
@@ -24,6 +25,7 @@ import subprocess
 import tempfile
 from pathlib import Path
 
+import numpy as np
 import torch
 
 from embeddings.files import cache_dir
@@ -97,8 +99,11 @@ def _load() -> ctypes.CDLL | None:
     lib.bag_mean_forward.argtypes = [_ptr, _ptr, _ptr, _i64, _i64, _i64]
     lib.bag_scatter_sums.argtypes = [_ptr, _ptr, _ptr, _ptr, _ptr, _i64, _i64, _i64]
     lib.adam_update.argtypes = [_ptr, _ptr, _ptr, _ptr, _ptr, _i64, _f32, _f32, _f32, _f32]
-    for fn in (lib.bag_mean_forward, lib.bag_scatter_sums, lib.adam_update):
+    lib.standardize.argtypes = [_ptr, _ptr, _i64, _ptr, _ptr, ctypes.c_int]
+    for fn in (lib.bag_mean_forward, lib.bag_scatter_sums, lib.adam_update, lib.standardize):
         fn.restype = None
+    lib.count_tokens.argtypes = [_ptr, _ptr, _i64, _ptr, _ptr, _ptr, _i64]
+    lib.count_tokens.restype = _i64
     _lib = lib
     return lib
 
@@ -149,3 +154,52 @@ def adam_update(param: torch.Tensor, grad: torch.Tensor, grad_sq: torch.Tensor |
     lib.adam_update(param.data_ptr(), grad.data_ptr(),
                     grad_sq.data_ptr() if grad_sq is not None else None, m.data_ptr(),
                     v.data_ptr(), param.numel(), alpha, c1, c2, epsilon)
+
+
+# Bits of the ``standardize`` kernel's mode, per built-in standardization.
+STANDARDIZE_BITS = {"none": 0, "lower": 1, "strip_punctuation": 4, "lower_and_strip_punctuation": 5,
+                    "tutorial": 7}
+
+
+def standardize(texts: list[bytes], mode: str) -> tuple[np.ndarray, np.ndarray]:
+    """A built-in standardization of every text at once, as one byte buffer.
+
+    Returns:
+        tuple[np.ndarray, np.ndarray]: the uint8 data and the ``(n + 1,)`` int64 offsets of
+        the standardized texts (Arrow's string layout).
+    """
+    lib = _load()
+    assert lib is not None
+    data = np.frombuffer(b"".join(texts), dtype=np.uint8)
+    offsets = np.zeros(len(texts) + 1, dtype=np.int64)
+    np.cumsum(np.fromiter(map(len, texts), dtype=np.int64, count=len(texts)), out=offsets[1:])
+    out = np.empty(max(len(data), 1), dtype=np.uint8)
+    out_offsets = np.empty_like(offsets)
+    lib.standardize(data.ctypes.data if len(data) else out.ctypes.data, offsets.ctypes.data,
+                    len(texts), out.ctypes.data, out_offsets.ctypes.data,
+                    STANDARDIZE_BITS[mode])
+    return out[: out_offsets[-1]], out_offsets
+
+
+def count_tokens(data: np.ndarray, offsets: np.ndarray) -> tuple[np.ndarray, np.ndarray,
+                                                                np.ndarray]:
+    """Count the whitespace-separated tokens of packed texts (``bytes.split()`` rules).
+
+    Returns:
+        tuple[np.ndarray, np.ndarray, np.ndarray]: start, length and count of each
+        distinct token (starts index ``data``), in no particular order.
+    """
+    lib = _load()
+    assert lib is not None
+    n = len(offsets) - 1
+    capacity = 1 << 18
+    while True:
+        start = np.full(capacity, -1, dtype=np.int64)
+        length = np.zeros(capacity, dtype=np.int64)
+        count = np.zeros(capacity, dtype=np.int64)
+        found = lib.count_tokens(data.ctypes.data, offsets.ctypes.data, n, start.ctypes.data,
+                                 length.ctypes.data, count.ctypes.data, capacity)
+        if found >= 0:
+            used = start >= 0
+            return start[used], length[used], count[used]
+        capacity *= 4

@@ -35,6 +35,8 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import torch
 
+from embeddings import kernels
+
 TextLike = str | bytes
 Standardizer = Callable[[bytes], bytes | str]
 Splitter = Callable[[bytes], Sequence[bytes | str]]
@@ -173,6 +175,10 @@ class TextVectorization:
         """
         if self.standardize is None:
             docs = _as_strings([_to_bytes(t) for t in texts])
+        elif isinstance(self.standardize, str) and kernels.available():
+            data, offsets = kernels.standardize([_to_bytes(t) for t in texts], self.standardize)
+            docs = pa.LargeStringArray.from_buffers(len(offsets) - 1, pa.py_buffer(offsets),
+                                                    pa.py_buffer(data))
         elif isinstance(self.standardize, str):
             standardize = _STANDARDIZERS[self.standardize]
             docs = _as_strings([standardize(_to_bytes(t)) for t in texts])
@@ -210,10 +216,46 @@ class TextVectorization:
         Counts every token, drops ``''`` and ``'[UNK]'``, and keeps the
         ``max_tokens - 2`` most frequent, ties broken by descending token bytes.
         """
+        texts = list(texts)
+        if self.split == "whitespace" and not callable(self.standardize) and \
+                kernels.available():
+            learned = self._adapt_compiled(texts)
+        else:
+            learned = self._adapt_arrow(texts)
+        self._set_tokens([PAD_TOKEN.encode(), OOV_TOKEN.encode()] + learned)
+
+    def _adapt_compiled(self, texts: list[TextLike]) -> list[bytes]:
+        """Standardize and count in the compiled kernels (a chunk per thread), merge the
+        chunks' counts, and rank only the tokens that can enter the vocabulary."""
+        mode = self.standardize if isinstance(self.standardize, str) else "none"
+
+        def count(chunk: list[TextLike]) -> tuple[list[bytes], list[int]]:
+            data, offsets = kernels.standardize([_to_bytes(t) for t in chunk], mode)
+            starts, lengths, counts = kernels.count_tokens(data, offsets)
+            raw = data.tobytes()
+            return ([raw[s:s + n] for s, n in zip(starts.tolist(), lengths.tolist(),
+                                                   strict=True)], counts.tolist())
+
+        parts = self._per_chunk(count, texts)
+        totals = dict(zip(*parts[0], strict=True))
+        for tokens, counts in parts[1:]:
+            for token, c in zip(tokens, counts, strict=True):
+                totals[token] = totals.get(token, 0) + c
+        totals.pop(OOV_TOKEN.encode(), None)
+        wanted = len(totals) if self.max_tokens is None else self.max_tokens - 2
+        values = np.fromiter(totals.values(), dtype=np.int64, count=len(totals))
+        floor = 0
+        if wanted < len(values):  # only tokens counted as often as the wanted-th can enter
+            floor = int(np.partition(values, len(values) - wanted)[len(values) - wanted])
+        ranked = sorted(((c, t) for t, c in totals.items() if c >= floor), reverse=True)
+        return [t for _, t in ranked[:wanted]]  # count descending, then bytes descending
+
+    def _adapt_arrow(self, texts: list[TextLike]) -> list[bytes]:
+        """Count with Arrow's kernels, on threads (any split and standardization)."""
         def count(chunk: list[TextLike]) -> pa.StructArray:
             return pc.value_counts(pc.list_flatten(self._token_lists(chunk)))
 
-        parts = self._per_chunk(count, list(texts))
+        parts = self._per_chunk(count, texts)
         table = pa.table({
             "token": pa.chunked_array([p.field("values").view(pa.large_binary()) for p in parts]),
             "count": pa.chunked_array([p.field("counts") for p in parts]),
@@ -226,8 +268,7 @@ class TextVectorization:
         order = pc.sort_indices(table, sort_keys=[("count", "descending"), ("token", "descending")])
         if self.max_tokens is not None:
             order = order[: self.max_tokens - 2]
-        learned = table["token"].take(order).to_pylist()
-        self._set_tokens([PAD_TOKEN.encode(), OOV_TOKEN.encode()] + learned)
+        return list(table["token"].take(order).to_pylist())
 
     def set_vocabulary(self, vocabulary: Sequence[TextLike] | str | os.PathLike[str]) -> None:
         """Use a given vocabulary instead of learning one.

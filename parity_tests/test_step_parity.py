@@ -225,3 +225,20 @@ def test_fifteen_epoch_trajectory(prepared: Prepared, tf_history, report: Report
     report.check(f"final weights after 300 steps ({device})", backend, weight_diff, 1e-5)
     assert len(steps) == len(reference) == 300
     assert step_rel <= 1e-6 and acc <= 0.005 and final_loss <= 0.01 and weight_diff <= 1e-5
+
+
+def test_keras_and_native_logits_agree_on_the_validation_set(prepared: Prepared,  # type: ignore[no-untyped-def]
+                                                             report: Report) -> None:
+    """Issue 3's check: the same weights give the same logits on all 5,000 reviews (1e-6;
+    only the pooling's summation order differs: TF's four lanes vs torch's mean)."""
+    km = _keras()
+    native = _native()
+    model = km.build_model(10000, sequence_length=100)
+    km.set_native_weights(model, native.state_dict())
+    ours = native(prepared.val_ids).detach()
+    theirs = torch.as_tensor(model.predict(prepared.val_ids.numpy(), batch_size=1024,
+                                           verbose=0)[:, 0])
+    diff = float((ours - theirs).abs().max())
+    report.check("Keras on torch vs native, logits on 5,000 validation reviews", "both", diff,
+                 1e-6)
+    assert diff <= 1e-6

@@ -51,7 +51,7 @@ def kernel_path(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch)
     from embeddings import kernels
 
     if request.param == "torch":
-        monkeypatch.setattr(kernels, "usable", lambda *tensors: False)
+        monkeypatch.setattr(kernels, "available", lambda: False)
     elif not kernels.available():
         if os.environ.get("EMBEDDINGS_REQUIRE_KERNELS") == "1":
             pytest.fail("the compiled CPU kernels could not be built (is a C compiler there?)")
