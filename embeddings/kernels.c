@@ -136,25 +136,30 @@ static uint8_t lower(uint8_t c, int mode) {
     return (mode & 1) && c >= 'A' && c <= 'Z' ? (uint8_t)(c + 32) : c;
 }
 
+/* The next output byte of a standardized text, or -1 for a deleted byte.  j is advanced. */
+static int next_byte(const uint8_t *data, int64_t *j, int64_t end, int mode) {
+    static const uint8_t br[6] = {'<', 'b', 'r', ' ', '/', '>'};
+    if ((mode & 2) && data[*j] == '<' && end - *j >= 6) {
+        int match = 1;
+        for (int k = 1; k < 6 && match; ++k) match = lower(data[*j + k], mode) == br[k];
+        if (match) {
+            *j += 6;
+            return ' ';
+        }
+    }
+    const uint8_t c = lower(data[(*j)++], mode);
+    return (mode & 4) && is_punct(c) ? -1 : c;
+}
+
 void standardize(const uint8_t *data, const int64_t *offsets, int64_t n, uint8_t *out,
                  int64_t *out_offsets, int mode) {
-    static const uint8_t br[6] = {'<', 'b', 'r', ' ', '/', '>'};
     int64_t w = 0;
     out_offsets[0] = 0;
     for (int64_t i = 0; i < n; ++i) {
         const int64_t end = offsets[i + 1];
         for (int64_t j = offsets[i]; j < end;) {
-            if ((mode & 2) && data[j] == '<' && end - j >= 6) {
-                int match = 1;
-                for (int k = 1; k < 6 && match; ++k) match = lower(data[j + k], mode) == br[k];
-                if (match) {
-                    out[w++] = ' ';
-                    j += 6;
-                    continue;
-                }
-            }
-            const uint8_t c = lower(data[j++], mode);
-            if (!((mode & 4) && is_punct(c))) out[w++] = c;
+            const int c = next_byte(data, &j, end, mode);
+            if (c >= 0) out[w++] = (uint8_t)c;
         }
         out_offsets[i + 1] = w;
     }
@@ -207,4 +212,59 @@ int64_t count_tokens(const uint8_t *data, const int64_t *offsets, int64_t n,
         }
     }
     return distinct;
+}
+
+/* ---- Encoding texts for TextVectorization.__call__ --------------------------------------
+ * A vocabulary table (open addressing, capacity cap, a power of two) maps token bytes to
+ * ids; encode() standardizes each text on the fly, splits it like bytes.split() and writes
+ * the ids of its first L tokens (1 when unknown) into out[i, :], which comes zeroed.  Only
+ * as much of a text is read as its first L tokens need. */
+static int64_t find_slot(const uint8_t *blob, const int64_t *vstart, const int64_t *vlen,
+                         const int64_t *slot_id, int64_t cap, const uint8_t *tok, int64_t len) {
+    uint64_t h = hash_bytes(tok, len) & ((uint64_t)cap - 1);
+    while (slot_id[h] >= 0) {
+        const int64_t id = slot_id[h];
+        if (vlen[id] == len && memcmp(blob + vstart[id], tok, (size_t)len) == 0) return (int64_t)h;
+        h = (h + 1) & ((uint64_t)cap - 1);
+    }
+    return (int64_t)h;
+}
+
+/* Token id of the vocabulary's tokens [0, n) = blob[vstart[id]:vstart[id]+vlen[id]]; the
+ * first occurrence of a repeated token wins.  slot_id comes filled with -1. */
+void build_vocab_table(const uint8_t *blob, const int64_t *vstart, const int64_t *vlen, int64_t n,
+                       int64_t *slot_id, int64_t cap) {
+    for (int64_t id = 0; id < n; ++id) {
+        if (vlen[id] == 0) continue; /* '' is never a token */
+        const int64_t h = find_slot(blob, vstart, vlen, slot_id, cap, blob + vstart[id], vlen[id]);
+        if (slot_id[h] < 0) slot_id[h] = id;
+    }
+}
+
+static void emit(const uint8_t *blob, const int64_t *vstart, const int64_t *vlen,
+                 const int64_t *slot_id, int64_t cap, const uint8_t *tok, int64_t len,
+                 int64_t *row, int64_t *k) {
+    const int64_t h = find_slot(blob, vstart, vlen, slot_id, cap, tok, len);
+    row[(*k)++] = slot_id[h] >= 0 ? slot_id[h] : 1;
+}
+
+void encode(const uint8_t *data, const int64_t *offsets, int64_t n, int mode,
+            const uint8_t *blob, const int64_t *vstart, const int64_t *vlen,
+            const int64_t *slot_id, int64_t cap, int64_t *out, int64_t L, uint8_t *scratch) {
+    for (int64_t i = 0; i < n; ++i) {
+        int64_t *row = out + i * L;
+        int64_t k = 0, len = 0;
+        const int64_t end = offsets[i + 1];
+        for (int64_t j = offsets[i]; j < end && k < L;) {
+            const int c = next_byte(data, &j, end, mode);
+            if (c < 0) continue;
+            if (is_space((uint8_t)c)) {
+                if (len) emit(blob, vstart, vlen, slot_id, cap, scratch, len, row, &k);
+                len = 0;
+            } else {
+                scratch[len++] = (uint8_t)c;
+            }
+        }
+        if (len && k < L) emit(blob, vstart, vlen, slot_id, cap, scratch, len, row, &k);
+    }
 }

@@ -104,6 +104,11 @@ def _load() -> ctypes.CDLL | None:
         fn.restype = None
     lib.count_tokens.argtypes = [_ptr, _ptr, _i64, _ptr, _ptr, _ptr, _i64]
     lib.count_tokens.restype = _i64
+    lib.build_vocab_table.argtypes = [_ptr, _ptr, _ptr, _i64, _ptr, _i64]
+    lib.build_vocab_table.restype = None
+    lib.encode.argtypes = [_ptr, _ptr, _i64, ctypes.c_int, _ptr, _ptr, _ptr, _ptr, _i64, _ptr,
+                           _i64, _ptr]
+    lib.encode.restype = None
     _lib = lib
     return lib
 
@@ -170,14 +175,11 @@ def standardize(texts: list[bytes], mode: str) -> tuple[np.ndarray, np.ndarray]:
     """
     lib = _load()
     assert lib is not None
-    data = np.frombuffer(b"".join(texts), dtype=np.uint8)
-    offsets = np.zeros(len(texts) + 1, dtype=np.int64)
-    np.cumsum(np.fromiter(map(len, texts), dtype=np.int64, count=len(texts)), out=offsets[1:])
-    out = np.empty(max(len(data), 1), dtype=np.uint8)
+    data, offsets = _pack(texts)
+    out = np.empty(len(data), dtype=np.uint8)
     out_offsets = np.empty_like(offsets)
-    lib.standardize(data.ctypes.data if len(data) else out.ctypes.data, offsets.ctypes.data,
-                    len(texts), out.ctypes.data, out_offsets.ctypes.data,
-                    STANDARDIZE_BITS[mode])
+    lib.standardize(data.ctypes.data, offsets.ctypes.data, len(texts), out.ctypes.data,
+                    out_offsets.ctypes.data, STANDARDIZE_BITS[mode])
     return out[: out_offsets[-1]], out_offsets
 
 
@@ -203,3 +205,42 @@ def count_tokens(data: np.ndarray, offsets: np.ndarray) -> tuple[np.ndarray, np.
             used = start >= 0
             return start[used], length[used], count[used]
         capacity *= 4
+
+
+def _pack(texts: list[bytes]) -> tuple[np.ndarray, np.ndarray]:
+    """Texts as one uint8 buffer and ``(n + 1,)`` int64 offsets (Arrow's string layout)."""
+    offsets = np.zeros(len(texts) + 1, dtype=np.int64)
+    np.cumsum(np.fromiter(map(len, texts), dtype=np.int64, count=len(texts)), out=offsets[1:])
+    data = np.frombuffer(b"".join(texts) or b"\0", dtype=np.uint8)
+    return data, offsets
+
+
+class VocabularyTable:
+    """A vocabulary's token -> id hash table for :func:`encode` (ids are list positions)."""
+
+    def __init__(self, tokens: list[bytes]) -> None:
+        lib = _load()
+        assert lib is not None
+        self.blob, offsets = _pack(tokens)
+        self.starts = np.ascontiguousarray(offsets[:-1])
+        self.lengths = np.diff(offsets)
+        self.capacity = 1 << max(4, (2 * len(tokens)).bit_length())
+        self.slots = np.full(self.capacity, -1, dtype=np.int64)
+        lib.build_vocab_table(self.blob.ctypes.data, self.starts.ctypes.data,
+                              self.lengths.ctypes.data, len(tokens), self.slots.ctypes.data,
+                              self.capacity)
+
+
+def encode(texts: list[bytes], mode: str, table: VocabularyTable, length: int) -> np.ndarray:
+    """Standardize, split and look up ``texts``: ``(n, length)`` int64 ids, 0-padded on the
+    right, 1 for unknown tokens; only each text's first ``length`` tokens are read."""
+    lib = _load()
+    assert lib is not None
+    data, offsets = _pack(texts)
+    out = np.zeros((len(texts), length), dtype=np.int64)
+    scratch = np.empty(max(1, int(np.diff(offsets).max(initial=0))), dtype=np.uint8)
+    lib.encode(data.ctypes.data, offsets.ctypes.data, len(texts), STANDARDIZE_BITS[mode],
+               table.blob.ctypes.data, table.starts.ctypes.data, table.lengths.ctypes.data,
+               table.slots.ctypes.data, table.capacity, out.ctypes.data, length,
+               scratch.ctypes.data)
+    return out

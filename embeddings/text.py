@@ -161,6 +161,7 @@ class TextVectorization:
         self.output_sequence_length = output_sequence_length
         self._tokens: list[bytes] = [PAD_TOKEN.encode(), OOV_TOKEN.encode()]
         self._vocab_array = pa.array(self._tokens, pa.large_binary()).view(pa.large_string())
+        self._table: kernels.VocabularyTable | None = None
         if vocabulary is not None:
             self.set_vocabulary(vocabulary)
 
@@ -250,6 +251,18 @@ class TextVectorization:
         ranked = sorted(((c, t) for t, c in totals.items() if c >= floor), reverse=True)
         return [t for _, t in ranked[:wanted]]  # count descending, then bytes descending
 
+    def _encode_compiled(self, batch: list[TextLike], length: int) -> np.ndarray:
+        """Standardize, split and look up in one compiled pass per chunk (a chunk per thread),
+        reading only as much of each text as its first ``length`` tokens need."""
+        if self._table is None:
+            self._table = kernels.VocabularyTable(self._tokens)
+        table = self._table
+        mode = self.standardize if isinstance(self.standardize, str) else "none"
+        parts = self._per_chunk(
+            lambda chunk: kernels.encode([_to_bytes(t) for t in chunk], mode, table, length),
+            batch)
+        return np.concatenate(parts) if parts else np.zeros((0, length), dtype=np.int64)
+
     def _adapt_arrow(self, texts: list[TextLike]) -> list[bytes]:
         """Count with Arrow's kernels, on threads (any split and standardization)."""
         def count(chunk: list[TextLike]) -> pa.StructArray:
@@ -310,6 +323,7 @@ class TextVectorization:
     def _set_tokens(self, tokens: list[bytes]) -> None:
         self._tokens = tokens
         self._vocab_array = pa.array(tokens, pa.large_binary()).view(pa.large_string())
+        self._table = None  # built on the first compiled call
 
     def get_vocabulary(self, include_special_tokens: bool = True) -> list[str]:
         """The tokens in id order, as str (bytes that are not UTF-8 use ``surrogateescape``)."""
@@ -337,6 +351,9 @@ class TextVectorization:
             )
         batch = [texts] if isinstance(texts, (str, bytes)) else list(texts)
         length = self.output_sequence_length
+        if length is not None and self.split == "whitespace" and \
+                not callable(self.standardize) and kernels.available():
+            return torch.from_numpy(self._encode_compiled(batch, length))
 
         def encode(chunk: list[TextLike]) -> tuple[np.ndarray, np.ndarray]:
             lists = self._token_lists(chunk, length)

@@ -220,3 +220,24 @@ def test_compiled_and_arrow_counting_learn_the_same_vocabulary(
         vocabularies.append(vec.get_vocabulary())
     assert vocabularies[0] == vocabularies[1]
     assert "[UNK]" not in vocabularies[0][2:]
+
+
+@pytest.mark.parametrize("standardize", ["tutorial", "lower_and_strip_punctuation", None])
+@pytest.mark.parametrize("length", [1, 3, 30])
+def test_compiled_and_arrow_encoding_give_the_same_ids(
+        standardize: str | None, length: int, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Random bytes (invalid UTF-8, <br /> variants, punctuation inside and around tokens)."""
+    from embeddings import kernels
+
+    if not kernels.available():
+        pytest.skip("no C compiler: the compiled CPU kernels are unavailable")
+    rng = random.Random(5)
+    pieces = [bytes([i]) for i in range(256)] + [b"<br />", b"<BR />", b"<br", b" />", b" a ",
+                                                 b" the ", b"[UNK]", b" x.y ", "é".encode()] * 3
+    texts = [b"".join(rng.choice(pieces) for _ in range(rng.randint(0, 80)))
+             for _ in range(3000)]
+    vec = TextVectorization(max_tokens=50, standardize=standardize, output_sequence_length=length)
+    vec.adapt(texts)
+    compiled = vec(texts)
+    monkeypatch.setattr(kernels, "available", lambda: False)
+    assert torch.equal(compiled, vec(texts))
