@@ -15,7 +15,6 @@ import importlib.util
 import os
 import re
 import string
-import time
 from collections.abc import Callable
 from typing import Any
 
@@ -77,6 +76,7 @@ def fit_tf(
         native parameter names, and TensorFlow's vocabulary.
     """
     tf, keras = import_tensorflow()
+    from embeddings.callbacks import epoch_report
     from embeddings.data import exact_texts
     from embeddings.model import KERAS_NAMES
 
@@ -114,23 +114,9 @@ def fit_tf(
     ])
     model.compile(optimizer=keras.optimizers.Adam(learning_rate=learning_rate),
                   loss=keras.losses.BinaryCrossentropy(from_logits=True), metrics=["accuracy"])
-    history: dict[str, list[float]] = {k: [] for k in
-                                       ("loss", "accuracy", "val_loss", "val_accuracy", "seconds")}
-
-    class EpochReport(keras.callbacks.Callback):  # type: ignore[name-defined]
-        def on_epoch_begin(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
-            self.start = time.perf_counter()
-
-        def on_epoch_end(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
-            values = {k: float((logs or {})[k]) for k in history if k != "seconds"}
-            values["seconds"] = time.perf_counter() - self.start
-            for key, value in values.items():
-                history[key].append(value)
-            if on_epoch_end is not None:
-                on_epoch_end(epoch, values)
-
-    model.fit(train_ds, validation_data=val_ds, epochs=epochs, callbacks=[EpochReport()],
-              verbose=0)
+    history: dict[str, list[float]] = {}
+    model.fit(train_ds, validation_data=val_ds, epochs=epochs,
+              callbacks=[epoch_report(keras, history, on_epoch_end)], verbose=0)
     arrays = [w for layer in model.layers[1:] for w in layer.get_weights()]
     weights = {name: torch.from_numpy(np.array(a, dtype=np.float32))
                for name, a in zip(KERAS_NAMES, arrays, strict=True)}

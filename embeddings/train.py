@@ -27,7 +27,6 @@ import types
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import torch
 from torchmetrics import MeanMetric
@@ -35,6 +34,7 @@ from torchmetrics.classification import BinaryAccuracy
 from tqdm.auto import tqdm
 
 from embeddings import data as imdb
+from embeddings.callbacks import HISTORY_KEYS, EpochCallback, epoch_report
 from embeddings.config import RunConfig, parse_args
 from embeddings.export import write_run
 from embeddings.files import umask
@@ -49,8 +49,6 @@ from embeddings.text import TextVectorization
 
 log = logging.getLogger(__name__)
 
-HISTORY_KEYS = ("loss", "accuracy", "val_loss", "val_accuracy", "seconds")
-EpochCallback = Callable[[int, dict[str, float]], None]
 
 
 @dataclass
@@ -217,22 +215,6 @@ def fit_keras(
     keras_init_(native, config.train.seed)
     history: dict[str, list[float]] = {k: [] for k in HISTORY_KEYS}
 
-    class EpochReport(keras.callbacks.Callback):  # type: ignore[name-defined]
-        def on_epoch_begin(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
-            self.start = time.perf_counter()
-
-        def on_epoch_end(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
-            values = {k: float((logs or {})[k]) for k in HISTORY_KEYS if k != "seconds"}
-            values["seconds"] = time.perf_counter() - self.start
-            for key in HISTORY_KEYS:
-                history[key].append(values[key])
-            if on_epoch_end is not None:
-                on_epoch_end(epoch, values)
-
-        def on_train_batch_end(self, batch: int, logs: dict[str, Any] | None = None) -> None:
-            if on_step is not None:
-                on_step(float((logs or {})["loss"]))
-
     device = prepared.train_ids.device
     with keras.device(keras_model.keras_device(device)):
         model = keras_model.build_model(
@@ -246,7 +228,8 @@ def fit_keras(
             shuffle=config.data.reshuffle,
             validation_data=(prepared.val_ids.cpu().numpy(), prepared.val_labels.cpu().numpy()),
             validation_batch_size=config.train.batch_size,
-            callbacks=[EpochReport()], verbose=1 if sys.stdout.isatty() else 0,
+            callbacks=[epoch_report(keras, history, on_epoch_end, on_step)],
+            verbose=1 if sys.stdout.isatty() else 0,
         )
     return history, keras_model.native_weights(model)
 
