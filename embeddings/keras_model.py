@@ -25,6 +25,8 @@ from typing import Any
 
 import torch
 
+from embeddings import kernels
+
 BACKEND = "torch"
 
 
@@ -70,13 +72,17 @@ class _GatherWithSquares(torch.autograd.Function):
         (ids,) = ctx.saved_tensors
         weight: torch.Tensor = ctx.weight
         dim = weight.shape[1]
-        rows = grad.reshape(-1, dim)  # (B, T, D) -> (B*T, D): one row per occurrence
-        sums = torch.zeros(weight.shape[0], 2 * dim, dtype=grad.dtype, device=grad.device)
-        sums.index_add_(0, ids.reshape(-1), torch.cat([rows, rows * rows], dim=1))  # (V, 2D)
+        rows = grad.reshape(-1, dim).contiguous()  # (B, T, D) -> (B*T, D): one per occurrence
+        flat_ids = ids.reshape(-1).to(torch.int64).contiguous()
+        if kernels.usable(rows, flat_ids):
+            total, square = kernels.scatter_rows_sums(rows, flat_ids, weight.shape[0])
+        else:
+            sums = torch.zeros(weight.shape[0], 2 * dim, dtype=grad.dtype, device=grad.device)
+            sums.index_add_(0, flat_ids, torch.cat([rows, rows * rows], dim=1))  # (V, 2D)
+            total, square = sums[:, :dim], sums[:, dim:]
         prior = getattr(weight, "grad_sq", None)
-        square = sums[:, dim:]
         weight.grad_sq = square if prior is None else prior + square  # type: ignore[attr-defined]
-        return sums[:, :dim], None
+        return total, None
 
 
 @keras.saving.register_keras_serializable(package="embeddings")
@@ -109,14 +115,19 @@ class TFAdam(keras.optimizers.Adam):
         beta_2_power = torch.tensor(self.beta_2, **f32) ** step
         lr = torch.as_tensor(getattr(learning_rate, "value", learning_rate)).to(**f32)
         alpha = lr * _sqrt(1 - beta_2_power) / (1 - beta_1_power)
-        g = gradient.to(dtype)
+        g = gradient.to(dtype).contiguous()
         g2 = getattr(variable.value, "grad_sq", None)
-        if g2 is None:
-            g2 = g * g
-        else:
-            variable.value.grad_sq = None  # consumed
+        variable.value.grad_sq = None  # consumed
         index = self._get_variable_index(variable)
         m, v = self._momentums[index].value, self._velocities[index].value
+        p = variable.value
+        if kernels.usable(p, g, m, v, *([] if g2 is None else [g2])):
+            # float32 arguments: 1 - beta_1 rounds to 0.1f, as in TensorFlow
+            kernels.adam_update(p, g, g2, m, v, alpha.item(), 1 - self.beta_1, 1 - self.beta_2,
+                                self.epsilon)
+            return
+        if g2 is None:
+            g2 = g * g
         with torch.no_grad():
             m.add_((g - m) * torch.tensor(1 - self.beta_1, **f32))
             v.add_((g2 - v) * torch.tensor(1 - self.beta_2, **f32))

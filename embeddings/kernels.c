@@ -268,3 +268,24 @@ void encode(const uint8_t *data, const int64_t *offsets, int64_t n, int mode,
         if (len && k < L) emit(blob, vstart, vlen, slot_id, cap, scratch, len, row, &k);
     }
 }
+
+/* The backward of a plain gather (Keras's Embedding): sums[ids[i]] += rows[i] and
+ * squares[ids[i]] += rows[i] * rows[i] for every occurrence i in order, the two on two
+ * threads.  rows is (N, D). */
+SCATTER_OPT static void scatter_rows_one(const float *restrict rows, const int64_t *restrict ids,
+                                         float *restrict dst, int64_t N, int64_t D, int square) {
+    for (int64_t i = 0; i < N; ++i) {
+        const float *r = rows + i * D;
+        float *row = dst + ids[i] * D;
+        if (square)
+            for (int64_t k = 0; k < D; ++k) row[k] += r[k] * r[k];
+        else
+            for (int64_t k = 0; k < D; ++k) row[k] += r[k];
+    }
+}
+
+void scatter_rows_sums(const float *rows, const int64_t *ids, float *sums, float *squares,
+                       int64_t N, int64_t D) {
+#pragma omp parallel for schedule(static) num_threads(2) if (N * D >= PARALLEL_WORK)
+    for (int task = 0; task < 2; ++task) scatter_rows_one(rows, ids, task ? squares : sums, N, D, task);
+}

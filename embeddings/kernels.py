@@ -121,6 +121,8 @@ def _load() -> ctypes.CDLL | None:
         fn.restype = None
     lib.count_tokens.argtypes = [_ptr, _ptr, _i64, _ptr, _ptr, _ptr, _i64]
     lib.count_tokens.restype = _i64
+    lib.scatter_rows_sums.argtypes = [_ptr, _ptr, _ptr, _ptr, _i64, _i64]
+    lib.scatter_rows_sums.restype = None
     lib.build_vocab_table.argtypes = [_ptr, _ptr, _ptr, _i64, _ptr, _i64]
     lib.build_vocab_table.restype = None
     lib.encode.argtypes = [_ptr, _ptr, _i64, ctypes.c_int, _ptr, _ptr, _ptr, _ptr, _i64, _ptr,
@@ -164,6 +166,19 @@ def bag_scatter_sums(per_occurrence: torch.Tensor, squared: torch.Tensor, ids: t
     squares = torch.zeros(rows, dim, dtype=per_occurrence.dtype)
     lib.bag_scatter_sums(per_occurrence.data_ptr(), squared.data_ptr(), ids.data_ptr(),
                          sums.data_ptr(), squares.data_ptr(), batch, length, dim)
+    return sums, squares
+
+
+def scatter_rows_sums(rows: torch.Tensor, ids: torch.Tensor, count: int
+                      ) -> tuple[torch.Tensor, torch.Tensor]:
+    """A plain gather's backward: ``(count, D)`` sums of the ``(N, D)`` occurrence rows at
+    their ids, and of their squares, in occurrence order."""
+    lib = _load()
+    assert lib is not None
+    sums = torch.zeros(count, rows.shape[1], dtype=rows.dtype)
+    squares = torch.zeros(count, rows.shape[1], dtype=rows.dtype)
+    lib.scatter_rows_sums(rows.data_ptr(), ids.data_ptr(), sums.data_ptr(), squares.data_ptr(),
+                          rows.shape[0], rows.shape[1])
     return sums, squares
 
 
