@@ -67,6 +67,14 @@ def parity_live(session: nox.Session) -> None:
 
 @nox.session
 def bench(session: nox.Session) -> None:
-    """Benchmarks that write JSON reports (not a default session)."""
-    _install(session, "bench")
-    session.run("python", "-m", "benchmarks.vectorizer", *session.posargs)
+    """Benchmarks that write JSON reports to benchmarks/reports (not a default session).
+
+    TensorFlow's cases run too (the tf extra); the vectorizer and epoch benchmarks read
+    IMDb from EMBEDDINGS_DATA. Extra arguments go to the hot-loop benchmark
+    (``nox -s bench -- --device cuda``). Compare two reports with
+    ``python -m benchmarks.compare A.json B.json``.
+    """
+    _install(session, "bench", "tf")
+    session.run("python", "-m", "benchmarks.vectorizer")
+    session.run("python", "-m", "benchmarks.hotloop", *session.posargs)
+    session.run("python", "-m", "benchmarks.epoch")

@@ -28,14 +28,10 @@ TF/ours ratios of the medians.  Timings are reported, never asserted.
 from __future__ import annotations
 
 import argparse
-import datetime
 import hashlib
 import importlib.util
 import json
 import os
-import platform
-import socket
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -48,9 +44,10 @@ import numpy as np
 import pyarrow as pa
 import torch
 
+from benchmarks import common
 from benchmarks._tf_vectorizer import read_texts, write_texts
+from benchmarks.common import stats
 from embeddings.data import exact_texts, load_imdb
-from embeddings.files import atomic_write_json
 from embeddings.text import TextVectorization
 
 # Defaults: the tutorial's vectorizer and batch size.
@@ -60,30 +57,13 @@ BATCH_SIZE = 1024  # the tutorial adapts and vectorizes in batches of 1024
 REPEATS = 5
 PHASES = ("adapt", "transform", "total")
 TF_TIMEOUT_S = 3600
-REPO = Path(__file__).resolve().parents[1]
+REPO = common.REPO
 TF_SCRIPT = Path(__file__).with_name("_tf_vectorizer.py")
 
 
 def _to_bytes(text: str | bytes) -> bytes:
     """A text as the bytes TensorFlow sees (``str`` via UTF-8 with ``surrogateescape``)."""
     return text if isinstance(text, bytes) else text.encode("utf-8", "surrogateescape")
-
-
-def stats(times: Sequence[float]) -> dict[str, Any]:
-    """Median, min and max of timings.
-
-    Args:
-        times (Sequence[float]): seconds, one per repetition.
-
-    Returns:
-        dict[str, Any]: ``median_s``, ``min_s``, ``max_s`` and the raw ``times_s``.
-    """
-    return {
-        "median_s": statistics.median(times),
-        "min_s": min(times),
-        "max_s": max(times),
-        "times_s": list(times),
-    }
 
 
 def time_ours(
@@ -176,50 +156,17 @@ def time_tf(
     return result, vocab, ids
 
 
-def _git(*args: str) -> str | None:
-    """Output of a read-only git command in the repository, or ``None``."""
-    try:
-        out = subprocess.run(
-            ["git", "--no-optional-locks", *args], cwd=REPO, capture_output=True, text=True,
-            timeout=30, check=True,
-        )
-    except (OSError, subprocess.SubprocessError):
-        return None
-    return out.stdout.strip()
-
-
-def cpu_model() -> str:
-    """The CPU model from ``/proc/cpuinfo``, else ``platform.processor()``."""
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.lower().startswith(("model name", "hardware", "cpu model")):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
-
-
 def environment() -> dict[str, Any]:
-    """Versions, hardware, threads and code revision of this run."""
-    status = _git("status", "--porcelain", "--untracked-files=no")
+    """The shared environment record plus pyarrow and the hash of ``embeddings/text.py``."""
     text_py = REPO / "embeddings" / "text.py"
-    return {
-        "python": sys.version.split()[0],
-        "torch": torch.__version__,
-        "numpy": np.__version__,
+    env = common.environment()
+    env.update({
         "pyarrow": pa.__version__,
-        "platform": platform.platform(),
-        "cpu_model": cpu_model(),
-        "cpu_count": os.cpu_count(),
-        "torch_num_threads": torch.get_num_threads(),
         "pyarrow_cpu_count": pa.cpu_count(),
-        "git_commit": _git("rev-parse", "HEAD"),
-        "git_dirty": None if status is None else bool(status),
         "text_py_sha256": hashlib.sha256(text_py.read_bytes()).hexdigest()
         if text_py.is_file() else None,
-        "hostname": socket.gethostname(),
-        "date_utc": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-    }
+    })
+    return env
 
 
 def _summary(impl: str, phase: str, n: str, median_s: float, spread: tuple[float, float]) -> str:
@@ -260,8 +207,7 @@ def _first_token_difference(ours: list[bytes], theirs: list[bytes]) -> dict[str,
 
 def default_out() -> Path:
     """``benchmarks/reports/vectorizer-<host>-<UTC date>.json``."""
-    date = datetime.datetime.now(datetime.timezone.utc).strftime("%Y%m%d")
-    return REPO / "benchmarks" / "reports" / f"vectorizer-{socket.gethostname()}-{date}.json"
+    return common.default_out("vectorizer")
 
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
@@ -384,7 +330,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                       for p in PHASES]
     report["loadavg"] = {"before": list(load_before), "after": list(os.getloadavg())}
 
-    atomic_write_json(out, report)
+    common.write_json(out, report)
     for line in lines:
         print(line)
     if "ratio_tf_over_ours" in report:

@@ -1,0 +1,167 @@
+"""Tests of ``benchmarks/compare.py`` on small synthetic reports written to ``tmp_path``."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from benchmarks import compare
+
+TUTORIAL = {"shape": "tutorial", "B": 1024, "T": 100, "V": 10000, "D": 16}
+
+
+def _case(impl: str, phase: str, median_s: float | None, iqr_s: float | None, *,
+          device: str = "cpu", skipped: str | None = None, **shape: Any) -> dict[str, Any]:
+    case = {"kind": "hotloop", **TUTORIAL, **shape, "impl": impl, "phase": phase,
+            "device": device, "dtype": "float32", "median_s": median_s, "iqr_s": iqr_s}
+    if skipped:
+        case["skipped"] = skipped
+    return case
+
+
+def _hotloop(*cases: dict[str, Any]) -> dict[str, Any]:
+    return {"benchmark": "hotloop", "environment": {"hostname": "h"}, "cases": list(cases)}
+
+
+def _write(tmp_path: Path, name: str, report: dict[str, Any]) -> str:
+    path = tmp_path / name
+    path.write_text(json.dumps(report))
+    return str(path)
+
+
+def _run(tmp_path: Path, a: dict[str, Any], b: dict[str, Any]) -> int:
+    return compare.main([_write(tmp_path, "a.json", a), _write(tmp_path, "b.json", b)])
+
+
+def test_matching_cases_get_ratio_b_over_a(tmp_path: Path,
+                                           capsys: pytest.CaptureFixture[str]) -> None:
+    a = _hotloop(_case("ours", "forward", 0.002, 0.0001))
+    b = _hotloop(_case("ours", "forward", 0.003, 0.0001))
+    result = compare.compare(a, b)
+    assert [m.key for m in result.matched] == [
+        ("tutorial", "B=1024 T=100 V=10000 D=16", "ours", "forward", "cpu", "float32")]
+    assert result.matched[0].ratio == pytest.approx(1.5, rel=1e-12, abs=0.0)
+    assert _run(tmp_path, a, b) == 0
+    out = capsys.readouterr().out
+    assert "2.0000" in out and "3.0000" in out and "1.500" in out
+
+
+def test_change_within_noise_is_not_marked() -> None:
+    # A: IQR 5% of the median; B: 1%. A 3% change lies inside the larger (5%).
+    a = _hotloop(_case("ours", "forward", 1.0, 0.05))
+    b = _hotloop(_case("ours", "forward", 1.03, 0.0103))
+    (match,) = compare.compare(a, b).matched
+    assert match.noise == pytest.approx(0.05, rel=1e-12, abs=0.0)
+    assert match.mark == ""
+
+
+def test_change_beyond_noise_of_both_runs_is_marked() -> None:
+    a = _hotloop(_case("ours", "forward", 1.0, 0.05))
+    b = _hotloop(_case("ours", "forward", 0.9, 0.009))  # 10% faster, noise 5% and 1%
+    (match,) = compare.compare(a, b).matched
+    assert match.mark == "*"
+
+
+def test_change_beyond_one_run_noise_only_is_not_marked() -> None:
+    # 4% change: above B's 1% spread but within A's 5%, so it is not beyond both.
+    a = _hotloop(_case("ours", "forward", 1.0, 0.05))
+    b = _hotloop(_case("ours", "forward", 1.04, 0.0104))
+    (match,) = compare.compare(a, b).matched
+    assert match.mark == ""
+
+
+def test_unknown_noise_is_marked_with_question_mark() -> None:
+    a = _hotloop(_case("tf", "backward", 1.0, None))
+    b = _hotloop(_case("tf", "backward", 2.0, None))
+    (match,) = compare.compare(a, b).matched
+    assert match.noise is None and match.mark == "?"
+
+
+def test_different_kinds_are_refused(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    a = _hotloop(_case("ours", "forward", 1.0, 0.1))
+    b = {"benchmark": "epoch", "backends": {}}
+    assert _run(tmp_path, a, b) == 2
+    err = capsys.readouterr().err
+    assert "different kinds" in err and "'hotloop'" in err and "'epoch'" in err
+    with pytest.raises(compare.CompareError, match="different kinds"):
+        compare.compare(a, b)
+
+
+@pytest.mark.parametrize("bad", [{"cases": []}, {"benchmark": "mystery"}, [1, 2]])
+def test_unknown_reports_are_refused(tmp_path: Path, capsys: pytest.CaptureFixture[str],
+                                     bad: Any) -> None:
+    a = _hotloop(_case("ours", "forward", 1.0, 0.1))
+    path = tmp_path / "bad.json"
+    path.write_text(json.dumps(bad))
+    assert compare.main([_write(tmp_path, "a.json", a), str(path)]) == 2
+    assert "benchmarks.compare:" in capsys.readouterr().err
+
+
+def test_cases_in_one_report_only_are_listed(tmp_path: Path,
+                                             capsys: pytest.CaptureFixture[str]) -> None:
+    a = _hotloop(_case("ours", "forward", 1.0, 0.1), _case("embeddingbag", "forward", 2.0, 0.1))
+    b = _hotloop(_case("ours", "forward", 1.0, 0.1), _case("keras_jit", "forward", 3.0, 0.1))
+    result = compare.compare(a, b)
+    assert [k[2] for k in result.only_a] == ["embeddingbag"]
+    assert [k[2] for k in result.only_b] == ["keras_jit"]
+    assert _run(tmp_path, a, b) == 0
+    out = capsys.readouterr().out
+    assert "only in A (1):" in out and "only in B (1):" in out
+
+
+def test_different_device_or_dimensions_never_match() -> None:
+    a = _hotloop(_case("ours", "forward", 1.0, 0.1),
+                 _case("ours", "backward", 1.0, 0.1))
+    b = _hotloop(_case("ours", "forward", 1.0, 0.1, device="cuda"),
+                 _case("ours", "backward", 1.0, 0.1, D=32))  # same shape name, other D
+    result = compare.compare(a, b)
+    assert result.matched == []
+    assert {k[4] for k in result.only_b} == {"cuda", "cpu"}
+    assert any("D=32" in k[1] for k in result.only_b)
+    assert len(result.only_a) == 2
+
+
+def test_no_common_case_exits_one(tmp_path: Path) -> None:
+    a = _hotloop(_case("ours", "forward", 1.0, 0.1))
+    b = _hotloop(_case("ours", "forward", 1.0, 0.1, device="cuda"))
+    assert _run(tmp_path, a, b) == 1
+
+
+def test_skipped_cases_are_listed_not_matched() -> None:
+    a = _hotloop(_case("tf", "forward", None, None, skipped="skipped: TensorFlow not installed"))
+    b = _hotloop(_case("tf", "forward", 0.5, 0.01))
+    result = compare.compare(a, b)
+    assert result.matched == []
+    assert result.skipped[0][1] == "A: skipped: TensorFlow not installed"
+
+
+def test_epoch_reports_match_on_backend() -> None:
+    def report(torch_s: float) -> dict[str, Any]:
+        return {"benchmark": "epoch", "config": {"device": "cpu"}, "backends": {
+            "torch": {"epoch": {"median_s": torch_s, "iqr_s": 0.01,
+                                "times_s": [torch_s] * 3}},
+            "tf": {"skipped": "skipped: TensorFlow not installed"}}}
+
+    result = compare.compare(report(1.0), report(0.5))
+    (match,) = result.matched
+    assert match.key == ("torch", "cpu")
+    assert match.ratio == pytest.approx(0.5, rel=1e-12, abs=0.0)
+    assert match.mark == "*"
+    assert [key for key, _ in result.skipped] == [("tf", "cpu")]
+
+
+def test_vectorizer_reports_use_iqr_of_their_times() -> None:
+    times = [1.0, 1.1, 1.2, 1.3, 1.4]  # inclusive quartiles 1.1 and 1.3
+    a = {"benchmark": "vectorizer", "ours": {"total": {"median_s": 1.2, "times_s": times}},
+         "tf": {"skipped": "TensorFlow skipped"}}
+    b = {"benchmark": "vectorizer", "ours": {"total": {"median_s": 1.3, "times_s": times}},
+         "tf": {"skipped": "TensorFlow skipped"}}
+    result = compare.compare(a, b)
+    (match,) = result.matched
+    assert match.key == ("ours", "total")
+    assert match.a.iqr_s == pytest.approx(0.2, rel=1e-9, abs=0.0)
+    assert match.mark == ""  # 8.3% change, 16.7% relative IQR
+    assert ("ours", "adapt") in [key for key, _ in result.skipped]
