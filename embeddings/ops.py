@@ -88,12 +88,53 @@ class _EmbeddingBagMean(torch.autograd.Function):
         return grad_sum, None
 
 
-def embedding_bag_mean(weight: torch.Tensor, ids: torch.Tensor) -> torch.Tensor:
-    """Average the embedding rows of each bag, padding positions included.
+class _RaggedBagMean(torch.autograd.Function):
+    """Bags of their own lengths: 1-D ids cut at ``offsets`` (torch formulation)."""
+
+    @staticmethod
+    def forward(ctx: Any, weight: torch.Tensor, ids: torch.Tensor,
+                offsets: torch.Tensor) -> torch.Tensor:
+        lengths = torch.diff(offsets, append=offsets.new_tensor([ids.numel()]))  # (B,)
+        bag_of = torch.repeat_interleave(torch.arange(len(offsets), device=ids.device),
+                                         lengths)  # (N,): the bag of each occurrence
+        sums = torch.zeros(len(offsets), weight.shape[1], dtype=weight.dtype,
+                           device=weight.device)
+        sums.index_add_(0, bag_of, F.embedding(ids, weight))  # (N, D) -> (B, D), in order
+        counts = lengths.clamp(min=1).to(weight.dtype)[:, None]  # an empty bag gives zeros
+        ctx.save_for_backward(ids, bag_of, counts)
+        ctx.weight = weight
+        return sums / counts
+
+    @staticmethod
+    def backward(ctx: Any, grad: torch.Tensor) -> tuple[torch.Tensor, None, None]:
+        ids, bag_of, counts = ctx.saved_tensors
+        weight: torch.Tensor = ctx.weight
+        rows = (grad / counts)[bag_of]  # (N, D): the gradient row of each occurrence
+        dim = weight.shape[1]
+        sums = torch.zeros(weight.shape[0], 2 * dim, dtype=grad.dtype, device=grad.device)
+        sums.index_add_(0, ids, torch.cat([rows, rows * rows], dim=1))  # (V, 2D)
+        prior = getattr(weight, "grad_sq", None)
+        weight.grad_sq = (sums[:, dim:] if prior is None  # type: ignore[attr-defined]
+                          else prior + sums[:, dim:])
+        return sums[:, :dim], None, None
+
+
+def embedding_bag_mean(weight: torch.Tensor, ids: torch.Tensor,
+                       offsets: torch.Tensor | None = None) -> torch.Tensor:
+    """Average the embedding rows of each bag.
+
+    Two layouts, as in ``nn.EmbeddingBag``:
+
+    * dense ``(B, T)`` ids: every bag has ``T`` positions and padding counts in the
+      mean (the tutorial's ``GlobalAveragePooling1D``), summed in TensorFlow's order;
+    * ragged: 1-D ``(N,)`` ids and ``(B,)`` ``offsets`` where each bag starts; each
+      bag is averaged over its own length, an empty bag gives zeros.
 
     Args:
         weight (torch.Tensor): ``(V, D)`` embedding table.
-        ids (torch.Tensor): ``(B, T)`` int64 ids in ``[0, V)``.
+        ids (torch.Tensor): ``(B, T)``, or ``(N,)`` with ``offsets``; integer ids in ``[0, V)``.
+        offsets (torch.Tensor | None): ``(B,)`` non-decreasing start positions, the first 0.
+            Default: ``None`` (dense ids).
 
     Returns:
         torch.Tensor: ``(B, D)`` means. When ``weight`` requires grad, the backward
@@ -101,14 +142,30 @@ def embedding_bag_mean(weight: torch.Tensor, ids: torch.Tensor) -> torch.Tensor:
         ``weight.grad_sq`` (sum of their squares), both ``(V, D)``.
 
     Raises:
-        ValueError: ``ids`` is not a 2-D integer tensor.
+        ValueError: ids or offsets of the wrong shape, type or order.
     """
-    if ids.dim() != 2 or ids.dtype not in (torch.int64, torch.int32):
+    if ids.dtype not in (torch.int64, torch.int32):
+        raise ValueError(f"ids must hold int64 or int32 ids. Received: ids.dtype={ids.dtype}")
+    if offsets is None:
+        if ids.dim() != 2:
+            raise ValueError(
+                "ids must be a (batch, length) tensor, or 1-D with offsets. "
+                f"Received: ids.shape={tuple(ids.shape)}, offsets=None"
+            )
+        return _EmbeddingBagMean.apply(weight, ids.to(torch.int64).contiguous())
+    offsets = offsets.to(torch.int64)
+    if ids.dim() != 1 or offsets.dim() != 1 or len(offsets) == 0:
         raise ValueError(
-            "ids must be a (batch, length) tensor of int64 or int32. "
-            f"Received: ids.shape={tuple(ids.shape)}, ids.dtype={ids.dtype}"
+            "with offsets, ids and offsets must be 1-D and offsets non-empty. Received: "
+            f"ids.shape={tuple(ids.shape)}, offsets.shape={tuple(offsets.shape)}"
         )
-    return _EmbeddingBagMean.apply(weight, ids.to(torch.int64).contiguous())
+    if offsets[0] != 0 or bool((torch.diff(offsets) < 0).any()) or offsets[-1] > ids.numel():
+        raise ValueError(
+            "offsets must start at 0, never decrease and stay within the ids. Received: "
+            f"offsets={offsets.tolist()[:8]}{'...' if len(offsets) > 8 else ''}, "
+            f"len(ids)={ids.numel()}"
+        )
+    return _RaggedBagMean.apply(weight, ids.to(torch.int64), offsets)
 
 
 class MeanEmbedding(nn.Module):
