@@ -12,8 +12,9 @@ Bounds:
   bit except the 16 -> 1 matmul and the batch-loss reduction, whose float32
   summation orders differ (PARITY.md section 8); Keras on torch also pools with
   torch's mean.  Measured over the 5 seeds, both backends: max relative
-  deviation 1.8e-7 (loss) and 1.4e-7 (val_loss), i.e. 1-2 float32 ulps; for the
-  native model 55 of the 75 per-epoch training losses are bit-identical.
+  deviation 2.1e-7 (loss and val_loss), i.e. 1-2 float32 ulps.  TensorFlow's own
+  val_loss moves by about as much between two runs of the reference generator
+  (its evaluation sums in a thread-dependent order).
 
 Both ``--backend torch`` and ``--backend keras`` are held to these bounds.
 """
