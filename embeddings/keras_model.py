@@ -26,6 +26,7 @@ from typing import Any
 import torch
 
 from embeddings import kernels
+from embeddings.ops import add_grad_sq, scatter_occurrences
 
 BACKEND = "torch"
 
@@ -71,17 +72,10 @@ class _GatherWithSquares(torch.autograd.Function):
     def backward(ctx: Any, grad: torch.Tensor) -> tuple[torch.Tensor, None]:
         (ids,) = ctx.saved_tensors
         weight: torch.Tensor = ctx.weight
-        dim = weight.shape[1]
-        rows = grad.reshape(-1, dim).contiguous()  # (B, T, D) -> (B*T, D): one per occurrence
-        flat_ids = ids.reshape(-1).to(torch.int64).contiguous()
-        if kernels.usable(rows, flat_ids):
-            total, square = kernels.scatter_rows_sums(rows, flat_ids, weight.shape[0])
-        else:
-            sums = torch.zeros(weight.shape[0], 2 * dim, dtype=grad.dtype, device=grad.device)
-            sums.index_add_(0, flat_ids, torch.cat([rows, rows * rows], dim=1))  # (V, 2D)
-            total, square = sums[:, :dim], sums[:, dim:]
-        prior = getattr(weight, "grad_sq", None)
-        weight.grad_sq = square if prior is None else prior + square  # type: ignore[attr-defined]
+        rows = grad.reshape(-1, weight.shape[1])  # (B, T, D) -> (B*T, D): one per occurrence
+        total, square = scatter_occurrences(rows, ids.reshape(-1).to(torch.int64),
+                                            weight.shape[0])
+        add_grad_sq(weight, square)
         return total, None
 
 

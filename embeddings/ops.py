@@ -9,9 +9,10 @@ interleaved float32 accumulators, ``a_r = sum_{j = r mod 4} e_j`` in increasing
 ``j``, combined as ``((a0 + a1) + a2) + a3`` and divided by ``T`` (``PARITY.md``
 section 8).  The forward reproduces that order bit for bit.
 
-On the CPU the compiled kernels of :mod:`embeddings.kernels` run both passes
-without materializing the ``(B, T, D)`` rows; elsewhere, or without a C
-compiler, the torch formulation below computes the same values.
+On the CPU the compiled kernels of :mod:`embeddings.kernels` run both passes of
+dense bags without materializing the ``(B, T, D)`` rows, and the backward of
+ragged ones; elsewhere, or without a C compiler, the torch formulation below
+computes the same values.
 
 Backward.  TensorFlow hands the optimizer one gradient row per token
 *occurrence*: ``g_b / T`` for every position of bag ``b``.  Keras's Adam sums
@@ -56,6 +57,37 @@ def tf_order_mean(rows: torch.Tensor) -> torch.Tensor:
     return total / length
 
 
+def scatter_occurrences(rows: torch.Tensor, ids: torch.Tensor, count: int
+                        ) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per-row sums of occurrence gradients and of their squares, in occurrence order.
+
+    This is what TensorFlow's Adam receives from a gather's ``IndexedSlices``: the
+    ``(count, D)`` sum of ``rows[i]`` at ``ids[i]`` (the gradient) and the sum of
+    ``rows[i] ** 2`` (the second-moment input).
+
+    Args:
+        rows (torch.Tensor): ``(N, D)`` gradient row of each occurrence.
+        ids (torch.Tensor): ``(N,)`` int64 row of each occurrence.
+        count (int): rows of the table.
+
+    Returns:
+        tuple[torch.Tensor, torch.Tensor]: the sums and the squared sums, ``(count, D)``.
+    """
+    rows, ids = rows.contiguous(), ids.contiguous()
+    if kernels.usable(rows, ids):
+        return kernels.scatter_rows_sums(rows, ids, count)
+    dim = rows.shape[1]
+    sums = torch.zeros(count, 2 * dim, dtype=rows.dtype, device=rows.device)
+    sums.index_add_(0, ids, torch.cat([rows, rows * rows], dim=1))  # (N, 2D) -> (V, 2D)
+    return sums[:, :dim], sums[:, dim:]
+
+
+def add_grad_sq(weight: torch.Tensor, squares: torch.Tensor) -> None:
+    """Accumulate ``squares`` into ``weight.grad_sq`` as autograd accumulates ``grad``."""
+    prior = getattr(weight, "grad_sq", None)
+    weight.grad_sq = squares if prior is None else prior + squares  # type: ignore[attr-defined]
+
+
 class _EmbeddingBagMean(torch.autograd.Function):
     @staticmethod
     def forward(ctx: Any, weight: torch.Tensor,
@@ -71,25 +103,22 @@ class _EmbeddingBagMean(torch.autograd.Function):
                  grad: torch.Tensor) -> tuple[torch.Tensor, None]:
         (ids,) = ctx.saved_tensors
         weight: torch.Tensor = ctx.weight
-        batch, length = ids.shape
-        dim = weight.shape[1]
+        length = ids.shape[1]
         per_occurrence = grad / length  # (B, D): the gradient row of each of the bag's T ids
-        squared = per_occurrence * per_occurrence  # (B, D)
-        if kernels.usable(per_occurrence, ids):
+        if kernels.usable(per_occurrence, ids):  # scatters each bag's row without repeating it
             grad_sum, grad_sq = kernels.bag_scatter_sums(
-                per_occurrence.contiguous(), squared.contiguous(), ids, weight.shape[0])
+                per_occurrence.contiguous(), (per_occurrence * per_occurrence).contiguous(),
+                ids, weight.shape[0])
         else:
-            both = torch.cat([per_occurrence, squared], dim=1)  # (B, 2D)
-            sums = torch.zeros(weight.shape[0], 2 * dim, dtype=grad.dtype, device=grad.device)
-            sums.index_add_(0, ids.reshape(-1), both.repeat_interleave(length, dim=0))  # (V, 2D)
-            grad_sum, grad_sq = sums[:, :dim], sums[:, dim:]
-        prior = getattr(weight, "grad_sq", None)
-        weight.grad_sq = grad_sq if prior is None else prior + grad_sq  # type: ignore[attr-defined]
+            grad_sum, grad_sq = scatter_occurrences(
+                per_occurrence.repeat_interleave(length, dim=0), ids.reshape(-1),
+                weight.shape[0])  # (B, D) -> (B*T, D) -> (V, D)
+        add_grad_sq(weight, grad_sq)
         return grad_sum, None
 
 
 class _RaggedBagMean(torch.autograd.Function):
-    """Bags of their own lengths: 1-D ids cut at ``offsets`` (torch formulation)."""
+    """Bags of their own lengths: 1-D ids cut at ``offsets``."""
 
     @staticmethod
     def forward(ctx: Any, weight: torch.Tensor, ids: torch.Tensor,
@@ -110,13 +139,9 @@ class _RaggedBagMean(torch.autograd.Function):
         ids, bag_of, counts = ctx.saved_tensors
         weight: torch.Tensor = ctx.weight
         rows = (grad / counts)[bag_of]  # (N, D): the gradient row of each occurrence
-        dim = weight.shape[1]
-        sums = torch.zeros(weight.shape[0], 2 * dim, dtype=grad.dtype, device=grad.device)
-        sums.index_add_(0, ids, torch.cat([rows, rows * rows], dim=1))  # (V, 2D)
-        prior = getattr(weight, "grad_sq", None)
-        weight.grad_sq = (sums[:, dim:] if prior is None  # type: ignore[attr-defined]
-                          else prior + sums[:, dim:])
-        return sums[:, :dim], None, None
+        grad_sum, grad_sq = scatter_occurrences(rows, ids, weight.shape[0])
+        add_grad_sq(weight, grad_sq)
+        return grad_sum, None, None
 
 
 def embedding_bag_mean(weight: torch.Tensor, ids: torch.Tensor,

@@ -159,9 +159,8 @@ class TextVectorization:
         self.split = split
         self.output_mode = output_mode
         self.output_sequence_length = output_sequence_length
-        self._tokens: list[bytes] = [PAD_TOKEN.encode(), OOV_TOKEN.encode()]
-        self._vocab_array = pa.array(self._tokens, pa.large_binary()).view(pa.large_string())
         self._table: kernels.VocabularyTable | None = None
+        self._set_tokens([PAD_TOKEN.encode(), OOV_TOKEN.encode()])
         if vocabulary is not None:
             self.set_vocabulary(vocabulary)
 

@@ -145,7 +145,7 @@ def test_missing_compiler_falls_back_cleanly(monkeypatch: pytest.MonkeyPatch, tm
 
 
 @pytest.mark.parametrize("device", DEVICES)
-def test_ragged_bags_match_nn_embeddingbag(device: str) -> None:
+def test_ragged_bags_match_nn_embeddingbag(device: str, kernel_path: str) -> None:
     vocab, dim = 20, 5
     ids = torch.tensor([3, 3, 7, 1, 0, 0, 0, 19, 2], device=device)
     offsets = torch.tensor([0, 3, 4, 4, 8], device=device)  # lengths 3, 1, 0 (empty), 4, 1
@@ -182,3 +182,18 @@ def test_ragged_gradcheck_in_float64() -> None:
 def test_bad_offsets_are_rejected(ids: torch.Tensor, offsets: torch.Tensor, message: str) -> None:
     with pytest.raises(ValueError, match=message):
         embedding_bag_mean(torch.zeros(3, 2), ids, offsets)
+
+
+def test_occurrence_scatter_is_the_same_compiled_or_not(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The gather backward of ragged bags and of Keras's Embedding: identical bits."""
+    from embeddings import kernels
+    from embeddings.ops import scatter_occurrences
+
+    if not kernels.available():
+        pytest.skip("no C compiler: the compiled CPU kernels are unavailable")
+    rows = torch.randn(5000, 7) * 10.0 ** torch.randint(-4, 2, (5000, 1))
+    ids = torch.randint(0, 40, (5000,))
+    compiled = scatter_occurrences(rows, ids, 40)
+    monkeypatch.setattr(kernels, "available", lambda: False)
+    fallback = scatter_occurrences(rows, ids, 40)
+    assert all(torch.equal(a, b) for a, b in zip(compiled, fallback, strict=True))
