@@ -15,8 +15,8 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
-IMPLS = ("embedding_mean", "embeddingbag", "ours", "ours_torch", "ours_compiled",
-         "keras_eager", "keras_jit", "tf")
+IMPLS = ("embedding_mean", "embeddingbag", "ours", "ours_deterministic", "ours_torch",
+         "ours_compiled", "keras_eager", "keras_jit", "tf")
 # Implementations that materialise the (B, T, D) rows.
 NAIVE = {"embedding_mean", "ours_torch", "ours_compiled", "keras_eager", "keras_jit", "tf"}
 SEED = 0
@@ -84,17 +84,25 @@ def memory_skip(impl: str, shape: tuple[int, int, int, int], device: torch.devic
     return None
 
 
+def device_skip(impl: str, device: torch.device) -> str | None:
+    """A skip reason for a case that would only repeat another one on ``device``."""
+    if impl == "ours_deterministic" and device.type != "cuda":
+        return "skipped: on the CPU ours is always deterministic (the same case as ours)"
+    return None
+
+
 @contextlib.contextmanager
 def torch_path() -> Iterator[None]:
-    """Disable the compiled kernels (``embeddings.kernels.usable`` -> False), then restore."""
-    from embeddings import kernels
+    """Disable the compiled CPU kernels and the Triton kernels, then restore them."""
+    from embeddings import kernels, ops
 
-    saved = kernels.usable
+    saved, saved_triton = kernels.usable, ops.gpu_kernels
     kernels.usable = lambda *tensors: False
+    ops.gpu_kernels = lambda tensor: None
     try:
         yield
     finally:
-        kernels.usable = saved
+        kernels.usable, ops.gpu_kernels = saved, saved_triton
 
 
 def embedding_mean(ids: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
@@ -139,12 +147,16 @@ def build(impl: str, ids: torch.Tensor,
         return (lambda: embedding_mean(ids, leaf)), leaf, note
     if impl == "embeddingbag":
         return (lambda: F.embedding_bag(ids, leaf, mode="mean")), leaf, note
-    if impl in ("ours", "ours_torch"):
+    if impl in ("ours", "ours_deterministic", "ours_torch"):
         from embeddings import kernels, ops
 
-        if impl == "ours" and not (ids.device.type == "cpu" and kernels.available()):
-            note = "compiled kernels not used here: same path as ours_torch"
-        return (lambda: ops.embedding_bag_mean(leaf, ids)), leaf, note
+        if impl != "ours_torch":
+            fast = (ops.gpu_kernels(ids) is not None if ids.device.type == "cuda"
+                    else kernels.available())
+            note = ("triton kernels" if ids.device.type == "cuda" else "compiled C kernels"
+                    ) if fast else "no kernels here: same path as ours_torch"
+        exact = impl == "ours_deterministic"
+        return (lambda: ops.embedding_bag_mean(leaf, ids, deterministic=exact)), leaf, note
     if impl == "ours_compiled":
         compiled = torch.compile(embedding_mean, dynamic=False)
         return (lambda: compiled(ids, leaf)), leaf, note

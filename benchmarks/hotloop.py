@@ -9,10 +9,13 @@ Implementations (``weight (V, D)``, ``ids (B, T)`` -> ``(B, D)``):
 
 * ``embedding_mean``: ``F.embedding(ids, w).mean(1)``;
 * ``embeddingbag``: ``F.embedding_bag(ids, w, mode="mean")`` on the dense 2-D ids;
-* ``ours``: :func:`embeddings.ops.embedding_bag_mean` (compiled CPU kernels when
-  :func:`embeddings.kernels.available`; its backward also yields ``grad_sq``);
-* ``ours_torch``: the same op with ``embeddings.kernels.usable`` patched to
-  ``False`` (the pure-torch formulation), restored afterwards;
+* ``ours``: :func:`embeddings.ops.embedding_bag_mean` (the compiled CPU kernels when
+  :func:`embeddings.kernels.available`, the Triton kernels on CUDA; its backward also
+  yields ``grad_sq``);
+* ``ours_deterministic``: the same with ``deterministic=True`` (CUDA only: the sorted
+  backward instead of atomic adds; on the CPU it would repeat ``ours``);
+* ``ours_torch``: the same op with both kinds of kernels patched off (the pure-torch
+  formulation), restored afterwards;
 * ``ours_compiled``: ``torch.compile(dynamic=False)`` of ``F.embedding(ids, w).mean(1)``;
 * ``keras_eager`` / ``keras_jit``: Keras 3 on torch, ``Embedding(V, D)`` then
   ``GlobalAveragePooling1D()`` on the ids, eager and under ``torch.compile``
@@ -66,6 +69,7 @@ from benchmarks._hotloop_impls import (
     SEED,
     Forward,
     build,
+    device_skip,
     embedding_mean,
     make_inputs,
     memory_skip,
@@ -131,7 +135,7 @@ def run_impl(impl: str, shape_name: str, ids: torch.Tensor, weight: torch.Tensor
         a check against ``reference`` (forward output and gradient of ``embedding_mean``).
     """
     shape = (ids.shape[0], ids.shape[1], weight.shape[0], weight.shape[1])
-    skip = memory_skip(impl, shape, ids.device)
+    skip = device_skip(impl, ids.device) or memory_skip(impl, shape, ids.device)
     if skip:
         return {p: {"skipped": skip} for p in PHASES}, {"skipped": skip}
     guard = torch_path() if impl == "ours_torch" else contextlib.nullcontext()
@@ -201,19 +205,20 @@ def _line(device: str, shape: tuple[int, int, int, int], impl: str, phase: str,
 
 
 def speedups(cases: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Median ratios baseline / impl (> 1: impl faster) for ours vs embeddingbag and
-    ours vs ours_torch, per shape and phase, where both were measured."""
+    """Median ratios baseline / impl (> 1: impl faster) for ours and ours_deterministic vs
+    embeddingbag and vs ours_torch, per shape and phase, where both were measured."""
     medians = {(c["shape"], c["impl"], c["phase"]): c["median_s"] for c in cases
                if c.get("median_s")}
     out = []
     for shape in dict.fromkeys(c["shape"] for c in cases):
         for phase in PHASES:
-            for baseline in ("embeddingbag", "ours_torch"):
-                ours, base = medians.get((shape, "ours", phase)), medians.get(
-                    (shape, baseline, phase))
-                if ours and base:
-                    out.append({"shape": shape, "phase": phase, "impl": "ours",
-                                "baseline": baseline, "speedup": base / ours})
+            for impl in ("ours", "ours_deterministic"):
+                for baseline in ("embeddingbag", "ours_torch"):
+                    ours, base = medians.get((shape, impl, phase)), medians.get(
+                        (shape, baseline, phase))
+                    if ours and base:
+                        out.append({"shape": shape, "phase": phase, "impl": impl,
+                                    "baseline": baseline, "speedup": base / ours})
     return out
 
 
@@ -325,7 +330,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     }
     common.write_json(out, report)
     for s in report["speedups"]:
-        print(f"speedup {s['impl']} vs {s['baseline']:<12} shape={s['shape']:<8} "
+        print(f"speedup {s['impl']:<18} vs {s['baseline']:<12} shape={s['shape']:<8} "
               f"phase={s['phase']:<16} {s['speedup']:.2f}x")
     print(f"report: {out}")
     return 0

@@ -105,6 +105,13 @@ class TrainConfig:
             "tutorial with keras.utils.set_random_seed(s) before the model is built"
         },
     )
+    deterministic: bool = field(
+        default=False,
+        metadata={
+            "help": "on CUDA, a reproducible embedding backward (sorted sums, slower than "
+            "atomic adds); the CPU is always reproducible"
+        },
+    )
     out: str | None = field(
         default=None, metadata={"help": "run directory to create. Default: runs/<timestamp>"}
     )
@@ -118,6 +125,9 @@ class TrainConfig:
         _check(self.epochs >= 1, "epochs", "must be at least 1", self.epochs)
         _check(self.learning_rate > 0, "learning_rate", "must be positive", self.learning_rate)
         _check(self.seed >= 0, "seed", "must be non-negative", self.seed)
+        _check(not self.deterministic or self.backend == "torch", "deterministic",
+               "applies to --backend torch only", self.deterministic,
+               f"drop --deterministic or use --backend torch (got --backend {self.backend})")
 
 
 @dataclass(frozen=True)

@@ -61,6 +61,24 @@ void bag_mean_forward(const float *weight, const int64_t *ids, float *out, int64
     for (int64_t b = 0; b < B; ++b) bag_mean_one(weight, ids + b * T, out + b * D, T, D);
 }
 
+/* Ragged bags: bag b is ids[offsets[b] : offsets[b + 1]] (the last ends at N); out[b] is
+ * the sum of its rows, from 0 in id order, divided by its length (an empty bag gives 0). */
+void ragged_mean_forward(const float *weight, const int64_t *ids, const int64_t *offsets,
+                         float *out, int64_t B, int64_t N, int64_t D) {
+#pragma omp parallel for schedule(static) if (N * D >= PARALLEL_WORK)
+    for (int64_t b = 0; b < B; ++b) {
+        const int64_t start = offsets[b], end = b + 1 < B ? offsets[b + 1] : N;
+        const float length = (float)(end - start > 1 ? end - start : 1);
+        float *o = out + b * D;
+        for (int64_t k = 0; k < D; ++k) o[k] = 0.0f;
+        for (int64_t i = start; i < end; ++i) {
+            const float *row = weight + ids[i] * D;
+            for (int64_t k = 0; k < D; ++k) o[k] += row[k];
+        }
+        for (int64_t k = 0; k < D; ++k) o[k] /= length;
+    }
+}
+
 /* dst[ids[b, t], :] += src[b, :] for every occurrence, in (b, t) order, like
  * TensorFlow's unsorted_segment_sum over the gather's IndexedSlices. */
 SCATTER_OPT static void scatter_one(const float *restrict src, const int64_t *restrict ids,

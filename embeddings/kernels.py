@@ -115,9 +115,11 @@ def _load() -> ctypes.CDLL | None:
         return None
     lib.bag_mean_forward.argtypes = [_ptr, _ptr, _ptr, _i64, _i64, _i64]
     lib.bag_scatter_sums.argtypes = [_ptr, _ptr, _ptr, _ptr, _ptr, _i64, _i64, _i64]
+    lib.ragged_mean_forward.argtypes = [_ptr, _ptr, _ptr, _ptr, _i64, _i64, _i64]
     lib.adam_update.argtypes = [_ptr, _ptr, _ptr, _ptr, _ptr, _i64, _f32, _f32, _f32, _f32]
     lib.standardize.argtypes = [_ptr, _ptr, _i64, _ptr, _ptr, ctypes.c_int]
-    for fn in (lib.bag_mean_forward, lib.bag_scatter_sums, lib.adam_update, lib.standardize):
+    for fn in (lib.bag_mean_forward, lib.bag_scatter_sums, lib.ragged_mean_forward,
+               lib.adam_update, lib.standardize):
         fn.restype = None
     lib.count_tokens.argtypes = [_ptr, _ptr, _i64, _ptr, _ptr, _ptr, _i64]
     lib.count_tokens.restype = _i64
@@ -151,6 +153,18 @@ def bag_mean_forward(weight: torch.Tensor, ids: torch.Tensor) -> torch.Tensor:
     out = torch.empty(batch, weight.shape[1], dtype=weight.dtype)
     lib.bag_mean_forward(weight.data_ptr(), ids.data_ptr(), out.data_ptr(), batch, length,
                          weight.shape[1])
+    return out
+
+
+def ragged_mean_forward(weight: torch.Tensor, ids: torch.Tensor,
+                        offsets: torch.Tensor) -> torch.Tensor:
+    """``(N,)`` ids cut at ``(B,)`` ``offsets`` -> ``(B, D)`` means, each bag summed in id
+    order and divided by its length (an empty bag gives zeros)."""
+    lib = _load()
+    assert lib is not None
+    out = torch.empty(len(offsets), weight.shape[1], dtype=weight.dtype)
+    lib.ragged_mean_forward(weight.data_ptr(), ids.data_ptr(), offsets.data_ptr(),
+                            out.data_ptr(), len(offsets), ids.numel(), weight.shape[1])
     return out
 
 

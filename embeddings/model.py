@@ -67,11 +67,14 @@ class SentimentClassifier(nn.Module):
         vocab_size (int): V, rows of the embedding table.
         embedding_dim (int): D. Default: ``16``.
         hidden_units (int): H. Default: ``16``.
+        deterministic (bool | None): a reproducible embedding backward on CUDA (see
+            :func:`embeddings.ops.embedding_bag_mean`). Default: ``None``, torch's setting.
     """
 
-    def __init__(self, vocab_size: int, embedding_dim: int = 16, hidden_units: int = 16) -> None:
+    def __init__(self, vocab_size: int, embedding_dim: int = 16, hidden_units: int = 16,
+                 deterministic: bool | None = None) -> None:
         super().__init__()
-        self.embedding = MeanEmbedding(vocab_size, embedding_dim)
+        self.embedding = MeanEmbedding(vocab_size, embedding_dim, deterministic)
         self.dense = Dense(embedding_dim, hidden_units)
         self.dense_1 = Dense(hidden_units, 1)
 

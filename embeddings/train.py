@@ -286,7 +286,8 @@ def _train(config: RunConfig, device: torch.device, log_epoch: EpochCallback) ->
         history, weights = fit_keras(prepared, config, log_epoch)
     else:
         model = SentimentClassifier(config.text.vocab_size, config.model.embedding_dim,
-                                    config.model.hidden_units)
+                                    config.model.hidden_units,
+                                    deterministic=config.train.deterministic or None)
         keras_init_(model, config.train.seed)
         history = fit(model.to(device), prepared, config, log_epoch)
         weights = model.state_dict()

@@ -5,11 +5,17 @@ from __future__ import annotations
 import os
 import random
 from pathlib import Path
+from types import ModuleType
 
 import pytest
 import torch
 
 from embeddings.testing import write_imdb_tree
+
+if not torch.cuda.is_available():
+    # Triton reads this when it defines its own jit functions, on its first import (which
+    # torch.compile or Keras may trigger): it must be set before then, for the whole run.
+    os.environ.setdefault("TRITON_INTERPRET", "1")
 
 
 @pytest.fixture(autouse=True)
@@ -41,6 +47,46 @@ def small_imdb(tmp_path: Path) -> Path:
     return base
 
 
+def _require(what: str) -> None:
+    """Skip a test that lacks ``what``, unless ``EMBEDDINGS_REQUIRE_KERNELS=1`` (CI) makes
+    that a failure."""
+    if os.environ.get("EMBEDDINGS_REQUIRE_KERNELS") == "1":
+        pytest.fail(f"{what} is required here (EMBEDDINGS_REQUIRE_KERNELS=1)")
+    pytest.skip(f"{what} is not available")
+
+
+@pytest.fixture
+def triton_kernels() -> ModuleType:
+    """:mod:`embeddings.triton_kernels`, run by Triton's interpreter on CPU tensors.
+
+    On a machine with a GPU the kernels run compiled on CUDA in the ``cuda`` cases of the
+    op's tests instead, so this fixture skips there.
+    """
+    if torch.cuda.is_available():
+        pytest.skip("a GPU is present: the Triton kernels are tested compiled, on CUDA")
+    if os.environ.get("TRITON_INTERPRET") != "1":
+        _require("TRITON_INTERPRET=1 (set by this conftest unless overridden)")
+    try:
+        from embeddings import triton_kernels
+    except ImportError:
+        _require("Triton (pip install triton), to check the CUDA kernels in its interpreter,")
+    return triton_kernels
+
+
+def _use(path: str, request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    from embeddings import kernels, ops
+
+    if path == "triton":
+        module = request.getfixturevalue("triton_kernels")
+        monkeypatch.setattr(ops, "gpu_kernels", lambda tensor: module)
+    elif path == "torch":
+        monkeypatch.setattr(kernels, "available", lambda: False)
+        monkeypatch.setattr(ops, "gpu_kernels", lambda tensor: None)
+    elif not kernels.available():
+        _require("a C compiler, for the compiled CPU kernels,")
+    return path
+
+
 @pytest.fixture(params=["compiled", "torch"])
 def kernel_path(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
     """Run a test on the compiled CPU kernels and on the pure-torch formulation.
@@ -48,12 +94,11 @@ def kernel_path(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch)
     Without a C compiler the compiled case is skipped, unless
     ``EMBEDDINGS_REQUIRE_KERNELS=1`` (CI) makes that a failure.
     """
-    from embeddings import kernels
+    return _use(request.param, request, monkeypatch)
 
-    if request.param == "torch":
-        monkeypatch.setattr(kernels, "available", lambda: False)
-    elif not kernels.available():
-        if os.environ.get("EMBEDDINGS_REQUIRE_KERNELS") == "1":
-            pytest.fail("the compiled CPU kernels could not be built (is a C compiler there?)")
-        pytest.skip("no C compiler: the compiled CPU kernels are unavailable")
-    return str(request.param)
+
+@pytest.fixture(params=["compiled", "triton", "torch"])
+def bag_path(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Run an embedding-bag test on each of the op's three implementations: the compiled
+    CPU kernels, the Triton kernels (interpreted, on CPU tensors) and the torch one."""
+    return _use(request.param, request, monkeypatch)

@@ -22,7 +22,7 @@ def test_forward_sums_in_four_interleaved_lanes() -> None:
     assert got.item() != (e.sum() / 7).item()  # a plain sum rounds the 1e8 terms differently
 
 
-def test_padding_counts_in_the_mean(kernel_path: str) -> None:
+def test_padding_counts_in_the_mean(bag_path: str) -> None:
     weight = torch.randn(5, 3)
     ids = torch.tensor([[4] + [0] * 99])
     assert_close(embedding_bag_mean(weight, ids)[0], (weight[4] + 99 * weight[0]) / 100,
@@ -34,7 +34,7 @@ def test_padding_counts_in_the_mean(kernel_path: str) -> None:
                          [(1, 1, 3, 2), (7, 5, 11, 4), (32, 100, 50, 16), (3, 13, 2, 5)])
 def test_values_and_gradient_match_nn_embeddingbag(batch: int, length: int, vocab: int,
                                                    dim: int, device: str,
-                                                   kernel_path: str) -> None:
+                                                   bag_path: str) -> None:
     ids = torch.randint(0, vocab, (batch, length), device=device)
     ids[0] = 0  # an all-padding bag
     ids[-1, : length // 2 + 1] = vocab - 1  # repeated ids within a bag
@@ -53,13 +53,13 @@ def test_values_and_gradient_match_nn_embeddingbag(batch: int, length: int, voca
     assert_close(weight.grad, stock.weight.grad, rtol=1e-5, atol=1e-6)
 
 
-def test_gradcheck_in_float64(kernel_path: str) -> None:
+def test_gradcheck_in_float64(bag_path: str) -> None:
     weight = torch.randn(6, 3, dtype=torch.float64, requires_grad=True)
     ids = torch.tensor([[0, 1, 1, 5], [2, 2, 2, 2], [0, 0, 0, 0]])
     assert torch.autograd.gradcheck(lambda w: embedding_bag_mean(w, ids), (weight,))
 
 
-def test_backward_delivers_sum_of_squared_occurrence_gradients(kernel_path: str) -> None:
+def test_backward_delivers_sum_of_squared_occurrence_gradients(bag_path: str) -> None:
     weight = torch.zeros(4, 2, requires_grad=True)
     ids = torch.tensor([[1, 1, 3, 0], [1, 2, 2, 2]])
     upstream = torch.tensor([[4.0, -8.0], [2.0, 6.0]])
@@ -72,7 +72,7 @@ def test_backward_delivers_sum_of_squared_occurrence_gradients(kernel_path: str)
     assert not torch.equal(weight.grad_sq[2], weight.grad[2] ** 2)  # not (sum g)^2
 
 
-def test_grad_sq_accumulates_like_grad(kernel_path: str) -> None:
+def test_grad_sq_accumulates_like_grad(bag_path: str) -> None:
     weight = torch.zeros(3, 1, requires_grad=True)
     ids = torch.tensor([[1, 2]])
     for _ in range(2):
@@ -145,7 +145,7 @@ def test_missing_compiler_falls_back_cleanly(monkeypatch: pytest.MonkeyPatch, tm
 
 
 @pytest.mark.parametrize("device", DEVICES)
-def test_ragged_bags_match_nn_embeddingbag(device: str, kernel_path: str) -> None:
+def test_ragged_bags_match_nn_embeddingbag(device: str, bag_path: str) -> None:
     vocab, dim = 20, 5
     ids = torch.tensor([3, 3, 7, 1, 0, 0, 0, 19, 2], device=device)
     offsets = torch.tensor([0, 3, 4, 4, 8], device=device)  # lengths 3, 1, 0 (empty), 4, 1
@@ -167,7 +167,7 @@ def test_ragged_bags_match_nn_embeddingbag(device: str, kernel_path: str) -> Non
     assert_close(weight.grad_sq[0], 3 * g[3] ** 2, rtol=1e-6, atol=0)
 
 
-def test_ragged_gradcheck_in_float64() -> None:
+def test_ragged_gradcheck_in_float64(bag_path: str) -> None:
     weight = torch.randn(6, 3, dtype=torch.float64, requires_grad=True)
     ids, offsets = torch.tensor([0, 1, 1, 5, 2, 2]), torch.tensor([0, 1, 4, 4])
     assert torch.autograd.gradcheck(lambda w: embedding_bag_mean(w, ids, offsets), (weight,))
@@ -197,3 +197,16 @@ def test_occurrence_scatter_is_the_same_compiled_or_not(monkeypatch: pytest.Monk
     monkeypatch.setattr(kernels, "available", lambda: False)
     fallback = scatter_occurrences(rows, ids, 40)
     assert all(torch.equal(a, b) for a, b in zip(compiled, fallback, strict=True))
+
+
+def test_ragged_forward_is_the_same_compiled_or_not(monkeypatch: pytest.MonkeyPatch) -> None:
+    from embeddings import kernels
+
+    if not kernels.available():
+        pytest.skip("no C compiler: the compiled CPU kernels are unavailable")
+    weight = torch.randn(40, 21) * 10.0 ** torch.randint(-4, 2, (40, 1))
+    ids = torch.randint(0, 40, (3000,))
+    offsets = torch.tensor([0, 0, 7, 1000, 1000, 2999])  # empty bags, a bag of one at the end
+    compiled = embedding_bag_mean(weight, ids, offsets)
+    monkeypatch.setattr(kernels, "available", lambda: False)
+    assert torch.equal(compiled, embedding_bag_mean(weight, ids, offsets))

@@ -151,6 +151,18 @@ def test_cuda_run_matches_cpu_run(small_imdb: Path, tmp_path: Path) -> None:
     np.testing.assert_allclose(hists[0]["loss"], hists[1]["loss"], rtol=1e-4, atol=1e-6)
 
 
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+def test_deterministic_cuda_runs_repeat_exactly(small_imdb: Path, tmp_path: Path) -> None:
+    hists = []
+    for name in ("a", "b"):
+        argv = [a if a != "cpu" else "cuda" for a in SMALL]
+        run_cli([*argv, "--deterministic", "--data", str(small_imdb), "--out",
+                 str(tmp_path / name)])
+        hists.append(json.loads((tmp_path / name / "history.json").read_text()))
+    assert hists[0] == hists[1]
+
+
 @pytest.mark.imdb
 def test_tutorial_defaults_on_imdb_as_a_user_runs_it(tmp_path: Path) -> None:
     """The README's main job: defaults, a subprocess, the shared data via EMBEDDINGS_DATA."""

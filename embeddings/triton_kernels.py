@@ -1,0 +1,222 @@
+"""The CUDA path of the hot loop: Triton kernels for the bag mean's forward and backward.
+
+:mod:`embeddings.ops` imports this module only for CUDA tensors and only when Triton
+imports (PyTorch's CUDA wheels for Linux bring it); otherwise the torch formulation runs.
+With ``TRITON_INTERPRET=1`` set before this module is first imported, the same kernels
+run on CPU tensors through Triton's interpreter, which is how the tests check them on a
+machine without a GPU.
+
+Forward.  One program per (bag, block of columns) walks the bag's ids and adds the
+rows.  Dense bags keep TensorFlow's four interleaved lanes (``ops.tf_order_mean``),
+ragged bags one running sum in order, so the means equal the CPU path's bit for bit.
+
+Backward, two modes:
+
+* fast (default): one program per (bag, block of columns) adds the bag's
+  per-occurrence row and its square to every id of the bag with relaxed atomic adds.
+  Float32 addition is not associative, so the low bits of a row that several bags
+  touch depend on the order the atomics land in: not reproducible.
+* deterministic: the ids are sorted (stable) so that each table row's occurrences lie
+  together; fixed-size chunks of ``CHUNK`` occurrences are summed as tiles, then each
+  row sums its chunks in order.  Every sum has a fixed shape, so the result is the same
+  on every run; no row waits on a long sequential chain, however often its id occurs.
+"""
+
+from __future__ import annotations
+
+import torch
+import triton
+import triton.language as tl
+
+CHUNK = 32  # occurrences per partial sum in the deterministic backward
+ROWS = 32  # partial sums added per step when a row combines its chunks
+MAX_BLOCK_D = 64  # columns per program; wider tables use several column blocks
+
+
+@triton.jit
+def _bag_mean_forward(weight, ids, starts, out, length, dim,
+                      RAGGED: tl.constexpr, BLOCK_D: tl.constexpr):
+    bag = tl.program_id(0).to(tl.int64)
+    cols = tl.program_id(1) * BLOCK_D + tl.arange(0, BLOCK_D)
+    in_dim = cols < dim
+    if RAGGED:
+        start = tl.load(starts + bag)
+        end = tl.load(starts + bag + 1)
+        acc = tl.zeros([BLOCK_D], dtype=out.dtype.element_ty)
+        for k in range(start, end):
+            acc += tl.load(weight + tl.load(ids + k) * dim + cols, mask=in_dim, other=0.0)
+        total = acc
+        divisor = tl.maximum(end - start, 1).to(out.dtype.element_ty)  # an empty bag gives 0
+    else:
+        start = bag * length
+        end = start + length
+        # TensorFlow's lanes: lane r sums positions t = r mod 4, from 0, t increasing.
+        acc0 = tl.zeros([BLOCK_D], dtype=out.dtype.element_ty)
+        acc1 = tl.zeros([BLOCK_D], dtype=out.dtype.element_ty)
+        acc2 = tl.zeros([BLOCK_D], dtype=out.dtype.element_ty)
+        acc3 = tl.zeros([BLOCK_D], dtype=out.dtype.element_ty)
+        for k in range(start, end, 4):
+            id0 = tl.load(ids + k)
+            id1 = tl.load(ids + k + 1, mask=k + 1 < end, other=0)  # past the end: row 0,
+            id2 = tl.load(ids + k + 2, mask=k + 2 < end, other=0)  # then added as +0.0 like
+            id3 = tl.load(ids + k + 3, mask=k + 3 < end, other=0)  # tf_order_mean's padding
+            row0 = tl.load(weight + id0 * dim + cols, mask=in_dim, other=0.0)
+            row1 = tl.load(weight + id1 * dim + cols, mask=in_dim, other=0.0)
+            row2 = tl.load(weight + id2 * dim + cols, mask=in_dim, other=0.0)
+            row3 = tl.load(weight + id3 * dim + cols, mask=in_dim, other=0.0)
+            acc0 += row0
+            acc1 += tl.where(k + 1 < end, row1, 0.0)
+            acc2 += tl.where(k + 2 < end, row2, 0.0)
+            acc3 += tl.where(k + 3 < end, row3, 0.0)
+        total = ((acc0 + acc1) + acc2) + acc3
+        divisor = length.to(out.dtype.element_ty)
+    tl.store(out + bag * dim + cols, total / divisor, mask=in_dim)
+
+
+@triton.jit
+def _bag_scatter_atomic(rows, squares, ids, starts, sums_out, squares_out, length, dim,
+                        RAGGED: tl.constexpr, BLOCK_D: tl.constexpr):
+    bag = tl.program_id(0).to(tl.int64)
+    cols = tl.program_id(1) * BLOCK_D + tl.arange(0, BLOCK_D)
+    in_dim = cols < dim
+    if RAGGED:
+        start = tl.load(starts + bag)
+        end = tl.load(starts + bag + 1)
+    else:
+        start = bag * length
+        end = start + length
+    row = tl.load(rows + bag * dim + cols, mask=in_dim, other=0.0)
+    square = tl.load(squares + bag * dim + cols, mask=in_dim, other=0.0)
+    for k in range(start, end):
+        target = tl.load(ids + k) * dim + cols
+        tl.atomic_add(sums_out + target, row, mask=in_dim, sem="relaxed")
+        tl.atomic_add(squares_out + target, square, mask=in_dim, sem="relaxed")
+
+
+@triton.jit
+def _chunk_sums(rows, squares, bag_of_sorted, chunk_start, chunk_end, part_sums,
+                part_squares, dim, CHUNK: tl.constexpr, BLOCK_D: tl.constexpr):
+    chunk = tl.program_id(0).to(tl.int64)
+    cols = tl.program_id(1) * BLOCK_D + tl.arange(0, BLOCK_D)
+    in_dim = cols < dim
+    start = tl.load(chunk_start + chunk)
+    end = tl.load(chunk_end + chunk)
+    pos = start + tl.arange(0, CHUNK)
+    valid = pos < end
+    bags = tl.load(bag_of_sorted + pos, mask=valid, other=0)  # (CHUNK,)
+    where = bags[:, None] * dim + cols[None, :]  # (CHUNK, BLOCK_D)
+    keep = valid[:, None] & in_dim[None, :]
+    tile = tl.load(rows + where, mask=keep, other=0.0)
+    tile_sq = tl.load(squares + where, mask=keep, other=0.0)
+    tl.store(part_sums + chunk * dim + cols, tl.sum(tile, axis=0), mask=in_dim)
+    tl.store(part_squares + chunk * dim + cols, tl.sum(tile_sq, axis=0), mask=in_dim)
+
+
+@triton.jit
+def _row_sums(part_sums, part_squares, first_chunk, chunk_count, row_ids, sums_out,
+              squares_out, dim, ROWS: tl.constexpr, BLOCK_D: tl.constexpr):
+    row = tl.program_id(0).to(tl.int64)
+    cols = tl.program_id(1) * BLOCK_D + tl.arange(0, BLOCK_D)
+    in_dim = cols < dim
+    first = tl.load(first_chunk + row)
+    end = first + tl.load(chunk_count + row)
+    acc = tl.zeros([BLOCK_D], dtype=sums_out.dtype.element_ty)
+    acc_sq = tl.zeros([BLOCK_D], dtype=sums_out.dtype.element_ty)
+    for k in range(first, end, ROWS):
+        pos = k + tl.arange(0, ROWS)
+        where = pos[:, None] * dim + cols[None, :]
+        keep = (pos < end)[:, None] & in_dim[None, :]
+        acc += tl.sum(tl.load(part_sums + where, mask=keep, other=0.0), axis=0)
+        acc_sq += tl.sum(tl.load(part_squares + where, mask=keep, other=0.0), axis=0)
+    target = tl.load(row_ids + row) * dim + cols
+    tl.store(sums_out + target, acc, mask=in_dim)
+    tl.store(squares_out + target, acc_sq, mask=in_dim)
+
+
+def _block_d(dim: int) -> int:
+    return min(triton.next_power_of_2(dim), MAX_BLOCK_D)
+
+
+def bag_mean_forward(weight: torch.Tensor, ids: torch.Tensor,
+                     offsets: torch.Tensor | None = None) -> torch.Tensor:
+    """Means of dense ``(B, T)`` bags, or of ragged 1-D ids cut at ``(B,)`` ``offsets``.
+
+    Returns:
+        torch.Tensor: ``(B, D)``, equal bit for bit to the CPU path's.
+    """
+    dim = weight.shape[1]
+    batch = ids.shape[0] if offsets is None else offsets.shape[0]
+    out = torch.empty(batch, dim, dtype=weight.dtype, device=weight.device)
+    if batch == 0:
+        return out
+    block = _block_d(dim)
+    grid = (batch, triton.cdiv(dim, block))
+    if offsets is None:
+        _bag_mean_forward[grid](weight, ids, ids, out, ids.shape[1], dim,
+                                RAGGED=False, BLOCK_D=block)
+    else:
+        starts = torch.cat([offsets, offsets.new_tensor([ids.numel()])])  # (B + 1,)
+        _bag_mean_forward[grid](weight, ids, starts, out, 0, dim, RAGGED=True, BLOCK_D=block)
+    return out
+
+
+def bag_scatter_sums(rows: torch.Tensor, squares: torch.Tensor, ids: torch.Tensor,
+                     offsets: torch.Tensor | None, count: int, deterministic: bool
+                     ) -> tuple[torch.Tensor, torch.Tensor]:
+    """The bag mean's backward: ``(count, D)`` sums of ``rows[b]`` and of ``squares[b]``
+    over every occurrence of each id in bag ``b``.
+
+    Args:
+        rows (torch.Tensor): ``(B, D)`` gradient row of each occurrence of bag ``b``.
+        squares (torch.Tensor): ``(B, D)`` its elementwise square.
+        ids (torch.Tensor): ``(B, T)`` dense ids, or ``(N,)`` with ``offsets``.
+        offsets (torch.Tensor | None): ``(B,)`` bag starts of ragged ids, else ``None``.
+        count (int): rows of the table.
+        deterministic (bool): sorted, reproducible sums instead of atomic adds.
+
+    Returns:
+        tuple[torch.Tensor, torch.Tensor]: the sums and the squared sums.
+    """
+    dim = rows.shape[1]
+    sums = torch.zeros(count, dim, dtype=rows.dtype, device=rows.device)
+    sums_sq = torch.zeros_like(sums)
+    if ids.numel() == 0:
+        return sums, sums_sq
+    block = _block_d(dim)
+    columns = triton.cdiv(dim, block)
+    flat = ids.reshape(-1)
+    if not deterministic:
+        if offsets is None:
+            _bag_scatter_atomic[(rows.shape[0], columns)](
+                rows, squares, flat, flat, sums, sums_sq, ids.shape[1], dim, RAGGED=False,
+                BLOCK_D=block)
+        else:
+            starts = torch.cat([offsets, offsets.new_tensor([flat.numel()])])  # (B + 1,)
+            _bag_scatter_atomic[(rows.shape[0], columns)](
+                rows, squares, flat, starts, sums, sums_sq, 0, dim, RAGGED=True, BLOCK_D=block)
+        return sums, sums_sq
+    sorted_ids, order = torch.sort(flat, stable=True)  # each row's occurrences together
+    if offsets is None:
+        bag_of_sorted = order // ids.shape[1]
+    else:
+        lengths = torch.diff(offsets, append=offsets.new_tensor([flat.numel()]))
+        bag_of = torch.repeat_interleave(torch.arange(len(offsets), device=flat.device),
+                                         lengths)
+        bag_of_sorted = bag_of[order]
+    row_ids, per_row = torch.unique_consecutive(sorted_ids, return_counts=True)  # (R,)
+    row_start = torch.cumsum(per_row, 0) - per_row
+    chunks_per_row = (per_row + CHUNK - 1) // CHUNK
+    first_chunk = torch.cumsum(chunks_per_row, 0) - chunks_per_row
+    chunk_row = torch.repeat_interleave(torch.arange(len(row_ids), device=flat.device),
+                                        chunks_per_row)  # (C,): the row of each chunk
+    within = torch.arange(len(chunk_row), device=flat.device) - first_chunk[chunk_row]
+    chunk_start = row_start[chunk_row] + within * CHUNK
+    chunk_end = torch.minimum(chunk_start + CHUNK, (row_start + per_row)[chunk_row])
+    part_sums = torch.empty(len(chunk_row), dim, dtype=rows.dtype, device=rows.device)
+    part_squares = torch.empty_like(part_sums)
+    _chunk_sums[(len(chunk_row), columns)](rows, squares, bag_of_sorted, chunk_start,
+                                           chunk_end, part_sums, part_squares, dim,
+                                           CHUNK=CHUNK, BLOCK_D=block)
+    _row_sums[(len(row_ids), columns)](part_sums, part_squares, first_chunk, chunks_per_row,
+                                       row_ids, sums, sums_sq, dim, ROWS=ROWS, BLOCK_D=block)
+    return sums, sums_sq
