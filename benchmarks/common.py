@@ -34,10 +34,11 @@ from embeddings.files import atomic_write_json
 
 REPO = Path(__file__).resolve().parents[1]
 REPORTS = REPO / "benchmarks" / "reports"
-# Variables that change thread counts or how idle OpenMP threads wait: two OpenMP runtimes
-# in one process (torch's bundled libgomp and a system one) spin against each other.
+# Variables that change thread counts, how idle OpenMP threads wait (two OpenMP runtimes
+# in one process, torch's libgomp and a system one, spin against each other) or allocation.
 THREAD_VARIABLES = ("OMP_NUM_THREADS", "OMP_WAIT_POLICY", "GOMP_SPINCOUNT", "MKL_NUM_THREADS",
-                    "KMP_BLOCKTIME", "EMBEDDINGS_KERNELS", "KERAS_BACKEND", "CUDA_VISIBLE_DEVICES")
+                    "KMP_BLOCKTIME", "EMBEDDINGS_KERNELS", "KERAS_BACKEND", "CUDA_VISIBLE_DEVICES",
+                    "THP_MEM_ALLOC_ENABLE")
 
 
 def quartiles(times: Sequence[float]) -> tuple[float, float]:

@@ -210,3 +210,19 @@ def test_ragged_forward_is_the_same_compiled_or_not(monkeypatch: pytest.MonkeyPa
     compiled = embedding_bag_mean(weight, ids, offsets)
     monkeypatch.setattr(kernels, "available", lambda: False)
     assert torch.equal(compiled, embedding_bag_mean(weight, ids, offsets))
+
+
+@pytest.mark.parametrize(("preset", "expected"), [(None, "1"), ("0", "0")])
+def test_huge_pages_are_asked_for_before_torch_loads(preset: str | None, expected: str) -> None:
+    """The package must set torch's THP option on import, and a user's own setting wins."""
+    import os
+    import subprocess
+    import sys
+
+    env = {k: v for k, v in os.environ.items() if k != "THP_MEM_ALLOC_ENABLE"}
+    if preset is not None:
+        env["THP_MEM_ALLOC_ENABLE"] = preset
+    code = "import embeddings, os, sys; sys.stdout.write(os.environ['THP_MEM_ALLOC_ENABLE'])"
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True,
+                         check=True, timeout=120)
+    assert out.stdout == expected
