@@ -13,6 +13,7 @@
  */
 #include <math.h>
 #include <stdint.h>
+#include <stdlib.h>
 #include <string.h>
 
 #define LANES 4    /* TensorFlow's interleaved accumulators over positions */
@@ -334,4 +335,47 @@ void scatter_rows_sums(const float *rows, const int64_t *ids, float *sums, float
                        int64_t N, int64_t D) {
 #pragma omp parallel for schedule(static) num_threads(2) if (N * D >= PARALLEL_WORK)
     for (int task = 0; task < 2; ++task) scatter_rows_one(rows, ids, task ? squares : sums, N, D, task);
+}
+
+/* The same sums for tables too large for the caches, grouped by row: a stable counting sort
+ * of the N occurrences by id, then each row of sums and squares is zeroed and accumulated
+ * in one place, in increasing occurrence index, so every element sees exactly the additions
+ * of the scatters above in the same order.  Occurrence i reads row i / per of src (per = T
+ * for bag means, 1 for plain gathers) and of src2, or src * src when src2 is NULL.  Rows are
+ * written once and every row of the (V, D) outputs is written, so they need no zero fill.
+ * Returns 0, or -1 when the working memory could not be allocated (nothing written). */
+int64_t grouped_scatter_sums(const float *src, const float *src2, const int64_t *ids,
+                             float *sums, float *squares, int64_t N, int64_t per, int64_t V,
+                             int64_t D) {
+    int64_t *start = calloc((size_t)V + 1, sizeof(int64_t));
+    int64_t *cursor = malloc(((size_t)V + 1) * sizeof(int64_t));
+    int64_t *order = malloc(((size_t)N + 1) * sizeof(int64_t));
+    if (!start || !cursor || !order) {
+        free(start);
+        free(cursor);
+        free(order);
+        return -1;
+    }
+    for (int64_t i = 0; i < N; ++i) ++start[ids[i] + 1];
+    for (int64_t r = 0; r < V; ++r) start[r + 1] += start[r];
+    memcpy(cursor, start, ((size_t)V + 1) * sizeof(int64_t));
+    for (int64_t i = 0; i < N; ++i) order[cursor[ids[i]]++] = i / per;
+#pragma omp parallel for schedule(dynamic, 256) if (N * D >= PARALLEL_WORK)
+    for (int64_t r = 0; r < V; ++r) {
+        float *sum = sums + r * D, *square = squares + r * D;
+        memset(sum, 0, (size_t)D * sizeof(float));
+        memset(square, 0, (size_t)D * sizeof(float));
+        for (int64_t k = start[r]; k < start[r + 1]; ++k) {
+            const float *g = src + order[k] * D;
+            add_row(sum, g, D);
+            if (src2)
+                add_row(square, src2 + order[k] * D, D);
+            else
+                add_square_row(square, g, D);
+        }
+    }
+    free(start);
+    free(cursor);
+    free(order);
+    return 0;
 }

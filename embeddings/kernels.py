@@ -40,6 +40,11 @@ _FLAGS = ["-O3", "-march=native", "-fPIC", "-shared", "-ffp-contract=off", "-fno
           "-fno-math-errno",
           "-std=c99"]
 
+# Table size (V * D elements) from which the backward groups occurrences by row instead of
+# scattering them: once the tables outgrow the caches, writing each row once wins (measured
+# here: 8.3 vs 8.8 ms at 100k x 64, 122 vs 163 ms at 1M x 128; 1.4 vs 0.35 ms at 10k x 16).
+GROUPED_MIN_ELEMENTS = 1 << 22
+
 _lib: ctypes.CDLL | None = None
 _tried = False
 
@@ -125,6 +130,8 @@ def _load() -> ctypes.CDLL | None:
     lib.count_tokens.restype = _i64
     lib.scatter_rows_sums.argtypes = [_ptr, _ptr, _ptr, _ptr, _i64, _i64]
     lib.scatter_rows_sums.restype = None
+    lib.grouped_scatter_sums.argtypes = [_ptr, _ptr, _ptr, _ptr, _ptr, _i64, _i64, _i64, _i64]
+    lib.grouped_scatter_sums.restype = _i64
     lib.build_vocab_table.argtypes = [_ptr, _ptr, _ptr, _i64, _ptr, _i64]
     lib.build_vocab_table.restype = None
     lib.encode.argtypes = [_ptr, _ptr, _i64, ctypes.c_int, _ptr, _ptr, _ptr, _ptr, _i64, _ptr,
@@ -168,6 +175,28 @@ def ragged_mean_forward(weight: torch.Tensor, ids: torch.Tensor,
     return out
 
 
+def grouped_scatter_sums(src: torch.Tensor, squared: torch.Tensor | None, ids: torch.Tensor,
+                         per: int, rows: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(rows, D)`` sums of ``src[i // per]`` over the occurrences ``i`` of each id, and of
+    ``squared[i // per]`` (``src`` squared when ``None``), grouped by row (see ``kernels.c``).
+
+    Raises:
+        MemoryError: no room for the sort's ``(rows + N)`` int64 working memory.
+    """
+    lib = _load()
+    assert lib is not None
+    dim = src.shape[1]
+    sums = torch.empty(rows, dim, dtype=src.dtype)
+    squares = torch.empty(rows, dim, dtype=src.dtype)
+    status = lib.grouped_scatter_sums(src.data_ptr(),
+                                      squared.data_ptr() if squared is not None else None,
+                                      ids.data_ptr(), sums.data_ptr(), squares.data_ptr(),
+                                      ids.numel(), per, rows, dim)
+    if status != 0:
+        raise MemoryError(f"no memory to sort {ids.numel()} ids over {rows} rows")
+    return sums, squares
+
+
 def bag_scatter_sums(per_occurrence: torch.Tensor, squared: torch.Tensor, ids: torch.Tensor,
                      rows: int) -> tuple[torch.Tensor, torch.Tensor]:
     """The bag mean's backward: ``(rows, D)`` sums of ``per_occurrence[b]`` and of
@@ -176,6 +205,8 @@ def bag_scatter_sums(per_occurrence: torch.Tensor, squared: torch.Tensor, ids: t
     assert lib is not None
     batch, length = ids.shape
     dim = per_occurrence.shape[1]
+    if rows * dim >= GROUPED_MIN_ELEMENTS:
+        return grouped_scatter_sums(per_occurrence, squared, ids, length, rows)
     sums = torch.zeros(rows, dim, dtype=per_occurrence.dtype)
     squares = torch.zeros(rows, dim, dtype=per_occurrence.dtype)
     lib.bag_scatter_sums(per_occurrence.data_ptr(), squared.data_ptr(), ids.data_ptr(),
@@ -189,6 +220,8 @@ def scatter_rows_sums(rows: torch.Tensor, ids: torch.Tensor, count: int
     their ids, and of their squares, in occurrence order."""
     lib = _load()
     assert lib is not None
+    if count * rows.shape[1] >= GROUPED_MIN_ELEMENTS:
+        return grouped_scatter_sums(rows, None, ids, 1, count)
     sums = torch.zeros(count, rows.shape[1], dtype=rows.dtype)
     squares = torch.zeros(count, rows.shape[1], dtype=rows.dtype)
     lib.scatter_rows_sums(rows.data_ptr(), ids.data_ptr(), sums.data_ptr(), squares.data_ptr(),

@@ -225,12 +225,20 @@ def embedding_bag_mean(weight: torch.Tensor, ids: torch.Tensor,
 
     Raises:
         ValueError: ids or offsets of the wrong shape, type or order.
+        IndexError: CPU ids outside the table (CUDA ids are not checked, to avoid a sync).
         RuntimeError: ``deterministic=True`` on CUDA with neither Triton nor torch's
             deterministic mode.
     """
     if ids.dtype not in (torch.int64, torch.int32):
         raise ValueError(f"ids must hold int64 or int32 ids. Received: ids.dtype={ids.dtype}")
     exact = _resolve_deterministic(deterministic, weight)
+    if ids.device.type == "cpu" and ids.numel():  # the C kernels do not bounds-check
+        low, high = torch.aminmax(ids)
+        if low < 0 or high >= weight.shape[0]:
+            raise IndexError(
+                f"ids must lie in [0, {weight.shape[0]}) for a table of {weight.shape[0]} rows."
+                f" Received: ids from {int(low)} to {int(high)}"
+            )
     if offsets is None:
         if ids.dim() != 2:
             raise ValueError(

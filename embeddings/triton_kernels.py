@@ -137,6 +137,11 @@ def _block_d(dim: int) -> int:
     return min(triton.next_power_of_2(dim), MAX_BLOCK_D)
 
 
+def _warps(block: int) -> int:
+    """One warp per 32 columns of a row-wise kernel (a 16-column block still needs one)."""
+    return max(1, block // 32)
+
+
 def bag_mean_forward(weight: torch.Tensor, ids: torch.Tensor,
                      offsets: torch.Tensor | None = None) -> torch.Tensor:
     """Means of dense ``(B, T)`` bags, or of ragged 1-D ids cut at ``(B,)`` ``offsets``.
@@ -153,10 +158,11 @@ def bag_mean_forward(weight: torch.Tensor, ids: torch.Tensor,
     grid = (batch, triton.cdiv(dim, block))
     if offsets is None:
         _bag_mean_forward[grid](weight, ids, ids, out, ids.shape[1], dim,
-                                RAGGED=False, BLOCK_D=block)
+                                RAGGED=False, BLOCK_D=block, num_warps=_warps(block))
     else:
         starts = torch.cat([offsets, offsets.new_tensor([ids.numel()])])  # (B + 1,)
-        _bag_mean_forward[grid](weight, ids, starts, out, 0, dim, RAGGED=True, BLOCK_D=block)
+        _bag_mean_forward[grid](weight, ids, starts, out, 0, dim, RAGGED=True, BLOCK_D=block,
+                                num_warps=_warps(block))
     return out
 
 
@@ -189,11 +195,12 @@ def bag_scatter_sums(rows: torch.Tensor, squares: torch.Tensor, ids: torch.Tenso
         if offsets is None:
             _bag_scatter_atomic[(rows.shape[0], columns)](
                 rows, squares, flat, flat, sums, sums_sq, ids.shape[1], dim, RAGGED=False,
-                BLOCK_D=block)
+                BLOCK_D=block, num_warps=_warps(block))
         else:
             starts = torch.cat([offsets, offsets.new_tensor([flat.numel()])])  # (B + 1,)
             _bag_scatter_atomic[(rows.shape[0], columns)](
-                rows, squares, flat, starts, sums, sums_sq, 0, dim, RAGGED=True, BLOCK_D=block)
+                rows, squares, flat, starts, sums, sums_sq, 0, dim, RAGGED=True, BLOCK_D=block,
+                num_warps=_warps(block))
         return sums, sums_sq
     sorted_ids, order = torch.sort(flat, stable=True)  # each row's occurrences together
     if offsets is None:
@@ -218,5 +225,6 @@ def bag_scatter_sums(rows: torch.Tensor, squares: torch.Tensor, ids: torch.Tenso
                                            chunk_end, part_sums, part_squares, dim,
                                            CHUNK=CHUNK, BLOCK_D=block)
     _row_sums[(len(row_ids), columns)](part_sums, part_squares, first_chunk, chunks_per_row,
-                                       row_ids, sums, sums_sq, dim, ROWS=ROWS, BLOCK_D=block)
+                                       row_ids, sums, sums_sq, dim, ROWS=ROWS, BLOCK_D=block,
+                                       num_warps=_warps(block))
     return sums, sums_sq

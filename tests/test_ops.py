@@ -226,3 +226,36 @@ def test_huge_pages_are_asked_for_before_torch_loads(preset: str | None, expecte
     out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True,
                          check=True, timeout=120)
     assert out.stdout == expected
+
+
+@pytest.mark.parametrize("bad", [-1, 7])
+def test_ids_outside_the_table_are_an_error_not_a_wild_write(bad: int, bag_path: str) -> None:
+    with pytest.raises(IndexError, match=r"ids must lie in \[0, 7\).*Received: ids from"):
+        embedding_bag_mean(torch.zeros(7, 2), torch.tensor([[1, bad]]))
+    with pytest.raises(IndexError, match=r"ids must lie in \[0, 7\)"):
+        embedding_bag_mean(torch.zeros(7, 2), torch.tensor([1, bad]), torch.tensor([0]))
+
+
+@pytest.mark.parametrize(("batch", "length", "vocab", "dim"),
+                         [(1, 1, 3, 1), (5, 7, 13, 3), (9, 33, 40, 130), (300, 50, 1000, 16)])
+def test_grouped_backward_equals_the_scatter_bit_for_bit(
+        batch: int, length: int, vocab: int, dim: int, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Large tables group occurrences by row; each element must see the same additions."""
+    from embeddings import kernels
+    from embeddings.ops import scatter_occurrences
+
+    if not kernels.available():
+        pytest.skip("no C compiler: the compiled CPU kernels are unavailable")
+    ids = torch.randint(0, vocab, (batch, length))
+    ids[0, : length // 2 + 1] = 0
+    rows = torch.randn(batch * length, dim) * 10.0 ** torch.randint(-4, 2, (batch * length, 1))
+    upstream = torch.randn(batch, dim)
+    weight = torch.randn(vocab, dim)
+    results = []
+    for threshold in (0, 1 << 62):  # grouped, then scattered
+        monkeypatch.setattr(kernels, "GROUPED_MIN_ELEMENTS", threshold)
+        leaf = weight.clone().requires_grad_()
+        (embedding_bag_mean(leaf, ids) * upstream).sum().backward()
+        results.append((leaf.grad, leaf.grad_sq, *scatter_occurrences(rows, ids.flatten(), vocab)))
+    for a, b in zip(*results, strict=True):
+        assert torch.equal(a, b)
