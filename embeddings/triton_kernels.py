@@ -33,7 +33,10 @@ ROWS = 32  # partial sums added per step when a row combines its chunks
 MAX_BLOCK_D = 64  # columns per program; wider tables use several column blocks
 
 
-@triton.jit
+# An int argument equal to 1 would otherwise be specialized into a constant, which has no
+# .to(); the float32 division is div_rn, IEEE's correctly rounded one like the CPU's ("/" on
+# CUDA may round differently), so that the means stay equal bit for bit.
+@triton.jit(do_not_specialize=["length"])
 def _bag_mean_forward(weight, ids, starts, out, length, dim,
                       RAGGED: tl.constexpr, BLOCK_D: tl.constexpr):
     bag = tl.program_id(0).to(tl.int64)
@@ -70,7 +73,11 @@ def _bag_mean_forward(weight, ids, starts, out, length, dim,
             acc3 += tl.where(k + 3 < end, row3, 0.0)
         total = ((acc0 + acc1) + acc2) + acc3
         divisor = length.to(out.dtype.element_ty)
-    tl.store(out + bag * dim + cols, total / divisor, mask=in_dim)
+    if out.dtype.element_ty == tl.float32:
+        mean = tl.math.div_rn(total, divisor)
+    else:  # float64 division is always correctly rounded
+        mean = total / divisor
+    tl.store(out + bag * dim + cols, mean, mask=in_dim)
 
 
 @triton.jit
