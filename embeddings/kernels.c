@@ -44,6 +44,13 @@ static inline void prefetch(const float *p, int64_t n) {
 /* One bag: out = mean over t of weight[bag[t], :], summed in four interleaved lanes
  * a_r = sum_{t = r mod 4} e_t (each from 0, t increasing), combined as
  * ((a0 + a1) + a2) + a3, then divided by T. */
+/* Whether every id of ids[0:n] names a row of a V-row table. */
+static int ids_in_range(const int64_t *ids, int64_t n, int64_t V) {
+    int bad = 0;
+    for (int64_t i = 0; i < n; ++i) bad |= (uint64_t)ids[i] >= (uint64_t)V;
+    return !bad;
+}
+
 static void bag_mean_one(const float *restrict weight, const int64_t *restrict bag,
                          float *restrict out, int64_t T, int64_t D) {
     float acc[LANES][CHUNK];
@@ -70,20 +77,35 @@ static void bag_mean_one(const float *restrict weight, const int64_t *restrict b
     }
 }
 
-void bag_mean_forward(const float *weight, const int64_t *ids, float *out, int64_t B,
-                      int64_t T, int64_t D) {
-#pragma omp parallel for schedule(static) if (B * T * D >= PARALLEL_WORK)
-    for (int64_t b = 0; b < B; ++b) bag_mean_one(weight, ids + b * T, out + b * D, T, D);
+/* The forward of B dense bags of T ids; returns how many bags hold an id outside the V-row
+ * table (those bags are not read and their means are left unwritten). */
+int64_t bag_mean_forward(const float *weight, const int64_t *ids, float *out, int64_t B,
+                         int64_t T, int64_t D, int64_t V) {
+    int64_t bad = 0;
+#pragma omp parallel for schedule(static) reduction(+ : bad) if (B * T * D >= PARALLEL_WORK)
+    for (int64_t b = 0; b < B; ++b) {
+        if (ids_in_range(ids + b * T, T, V))
+            bag_mean_one(weight, ids + b * T, out + b * D, T, D);
+        else
+            ++bad;
+    }
+    return bad;
 }
 
 /* Ragged bags: bag b is ids[offsets[b] : offsets[b + 1]] (the last ends at N); out[b] is
- * the sum of its rows, from 0 in id order, divided by its length (an empty bag gives 0). */
-void ragged_mean_forward(const float *weight, const int64_t *ids, const int64_t *offsets,
-                         float *out, int64_t B, int64_t N, int64_t D) {
-#pragma omp parallel for schedule(static) if (N * D >= PARALLEL_WORK)
+ * the sum of its rows, from 0 in id order, divided by its length (an empty bag gives 0).
+ * Returns the number of bags with an id outside the table, as bag_mean_forward does. */
+int64_t ragged_mean_forward(const float *weight, const int64_t *ids, const int64_t *offsets,
+                            float *out, int64_t B, int64_t N, int64_t D, int64_t V) {
+    int64_t bad = 0;
+#pragma omp parallel for schedule(static) reduction(+ : bad) if (N * D >= PARALLEL_WORK)
     for (int64_t b = 0; b < B; ++b) {
         const int64_t start = offsets[b], end = b + 1 < B ? offsets[b + 1] : N;
         const float length = (float)(end - start > 1 ? end - start : 1);
+        if (!ids_in_range(ids + start, end - start, V)) {
+            ++bad;
+            continue;
+        }
         float *o = out + b * D;
         for (int64_t k = 0; k < D; ++k) o[k] = 0.0f;
         for (int64_t i = start; i < end; ++i) {
@@ -92,6 +114,7 @@ void ragged_mean_forward(const float *weight, const int64_t *ids, const int64_t 
         }
         for (int64_t k = 0; k < D; ++k) o[k] /= length;
     }
+    return bad;
 }
 
 /* row[k] += g[k]: whole 16-float blocks have a constant trip count, which -O2's cost model

@@ -118,13 +118,14 @@ def _load() -> ctypes.CDLL | None:
     except (OSError, subprocess.SubprocessError) as err:
         log.info("compiled CPU kernels unavailable (%s); using the torch formulation", err)
         return None
-    lib.bag_mean_forward.argtypes = [_ptr, _ptr, _ptr, _i64, _i64, _i64]
+    lib.bag_mean_forward.argtypes = [_ptr, _ptr, _ptr, _i64, _i64, _i64, _i64]
+    lib.bag_mean_forward.restype = _i64
     lib.bag_scatter_sums.argtypes = [_ptr, _ptr, _ptr, _ptr, _ptr, _i64, _i64, _i64]
-    lib.ragged_mean_forward.argtypes = [_ptr, _ptr, _ptr, _ptr, _i64, _i64, _i64]
+    lib.ragged_mean_forward.argtypes = [_ptr, _ptr, _ptr, _ptr, _i64, _i64, _i64, _i64]
+    lib.ragged_mean_forward.restype = _i64
     lib.adam_update.argtypes = [_ptr, _ptr, _ptr, _ptr, _ptr, _i64, _f32, _f32, _f32, _f32]
     lib.standardize.argtypes = [_ptr, _ptr, _i64, _ptr, _ptr, ctypes.c_int]
-    for fn in (lib.bag_mean_forward, lib.bag_scatter_sums, lib.ragged_mean_forward,
-               lib.adam_update, lib.standardize):
+    for fn in (lib.bag_scatter_sums, lib.adam_update, lib.standardize):
         fn.restype = None
     lib.count_tokens.argtypes = [_ptr, _ptr, _i64, _ptr, _ptr, _ptr, _i64]
     lib.count_tokens.restype = _i64
@@ -152,26 +153,52 @@ def usable(*tensors: torch.Tensor) -> bool:
                t.dtype in (torch.float32, torch.int64) for t in tensors) and available()
 
 
+def check_ids(ids: torch.Tensor, rows: int) -> None:
+    """Raise the error for CPU ids outside a ``rows``-row table, if any are (ids on a GPU
+    are not checked: reading the answer would wait for the GPU).
+
+    Raises:
+        IndexError: an id below 0 or at least ``rows``.
+    """
+    if ids.numel() == 0 or ids.device.type != "cpu":
+        return
+    low, high = torch.aminmax(ids)
+    if low < 0 or high >= rows:
+        raise IndexError(f"ids must lie in [0, {rows}) for a table of {rows} rows. "
+                         f"Received: ids from {int(low)} to {int(high)}")
+
+
 def bag_mean_forward(weight: torch.Tensor, ids: torch.Tensor) -> torch.Tensor:
-    """``(B, T)`` ids -> ``(B, D)`` means in TensorFlow's lane order (see ``kernels.c``)."""
+    """``(B, T)`` ids -> ``(B, D)`` means in TensorFlow's lane order (see ``kernels.c``).
+
+    Raises:
+        IndexError: an id outside the table (found while reading, at no extra pass).
+    """
     lib = _load()
     assert lib is not None
     batch, length = ids.shape
     out = torch.empty(batch, weight.shape[1], dtype=weight.dtype)
-    lib.bag_mean_forward(weight.data_ptr(), ids.data_ptr(), out.data_ptr(), batch, length,
-                         weight.shape[1])
+    if lib.bag_mean_forward(weight.data_ptr(), ids.data_ptr(), out.data_ptr(), batch, length,
+                            weight.shape[1], weight.shape[0]):
+        check_ids(ids, weight.shape[0])
     return out
 
 
 def ragged_mean_forward(weight: torch.Tensor, ids: torch.Tensor,
                         offsets: torch.Tensor) -> torch.Tensor:
     """``(N,)`` ids cut at ``(B,)`` ``offsets`` -> ``(B, D)`` means, each bag summed in id
-    order and divided by its length (an empty bag gives zeros)."""
+    order and divided by its length (an empty bag gives zeros).
+
+    Raises:
+        IndexError: an id outside the table.
+    """
     lib = _load()
     assert lib is not None
     out = torch.empty(len(offsets), weight.shape[1], dtype=weight.dtype)
-    lib.ragged_mean_forward(weight.data_ptr(), ids.data_ptr(), offsets.data_ptr(),
-                            out.data_ptr(), len(offsets), ids.numel(), weight.shape[1])
+    if lib.ragged_mean_forward(weight.data_ptr(), ids.data_ptr(), offsets.data_ptr(),
+                               out.data_ptr(), len(offsets), ids.numel(), weight.shape[1],
+                               weight.shape[0]):
+        check_ids(ids, weight.shape[0])
     return out
 
 

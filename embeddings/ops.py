@@ -133,6 +133,7 @@ class _EmbeddingBagMean(torch.autograd.Function):
             return gpu.bag_mean_forward(weight, ids)
         if kernels.usable(weight, ids):
             return kernels.bag_mean_forward(weight, ids)  # (B, T) -> (B, D), no (B, T, D)
+        kernels.check_ids(ids, weight.shape[0])
         return tf_order_mean(F.embedding(ids, weight))  # (B, T) -> (B, T, D) -> (B, D)
 
     @staticmethod
@@ -172,6 +173,7 @@ class _RaggedBagMean(torch.autograd.Function):
             return gpu.bag_mean_forward(weight, ids, offsets)
         if kernels.usable(weight, ids, offsets):
             return kernels.ragged_mean_forward(weight, ids, offsets)
+        kernels.check_ids(ids, weight.shape[0])
         sums = torch.zeros(len(offsets), weight.shape[1], dtype=weight.dtype,
                            device=weight.device)
         sums.index_add_(0, _bag_of(lengths), F.embedding(ids, weight))  # (N, D) -> (B, D)
@@ -225,20 +227,14 @@ def embedding_bag_mean(weight: torch.Tensor, ids: torch.Tensor,
 
     Raises:
         ValueError: ids or offsets of the wrong shape, type or order.
-        IndexError: CPU ids outside the table (CUDA ids are not checked, to avoid a sync).
+        IndexError: ids outside the table, on the CPU (CUDA ids are not checked: that would
+            wait for the GPU on every call).
         RuntimeError: ``deterministic=True`` on CUDA with neither Triton nor torch's
             deterministic mode.
     """
     if ids.dtype not in (torch.int64, torch.int32):
         raise ValueError(f"ids must hold int64 or int32 ids. Received: ids.dtype={ids.dtype}")
     exact = _resolve_deterministic(deterministic, weight)
-    if ids.device.type == "cpu" and ids.numel():  # the C kernels do not bounds-check
-        low, high = torch.aminmax(ids)
-        if low < 0 or high >= weight.shape[0]:
-            raise IndexError(
-                f"ids must lie in [0, {weight.shape[0]}) for a table of {weight.shape[0]} rows."
-                f" Received: ids from {int(low)} to {int(high)}"
-            )
     if offsets is None:
         if ids.dim() != 2:
             raise ValueError(

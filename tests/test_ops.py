@@ -229,7 +229,7 @@ def test_huge_pages_are_asked_for_before_torch_loads(preset: str | None, expecte
 
 
 @pytest.mark.parametrize("bad", [-1, 7])
-def test_ids_outside_the_table_are_an_error_not_a_wild_write(bad: int, bag_path: str) -> None:
+def test_ids_outside_the_table_are_an_error_not_a_wild_write(bad: int, kernel_path: str) -> None:
     with pytest.raises(IndexError, match=r"ids must lie in \[0, 7\).*Received: ids from"):
         embedding_bag_mean(torch.zeros(7, 2), torch.tensor([[1, bad]]))
     with pytest.raises(IndexError, match=r"ids must lie in \[0, 7\)"):
