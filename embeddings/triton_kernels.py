@@ -18,8 +18,9 @@ Backward, two modes:
   touch depend on the order the atomics land in: not reproducible.
 * deterministic: the ids are sorted (stable) so that each table row's occurrences lie
   together; fixed-size chunks of ``CHUNK`` occurrences are summed as tiles, then each
-  row sums its chunks in order.  Every sum has a fixed shape, so the result is the same
-  on every run; no row waits on a long sequential chain, however often its id occurs.
+  row adds up its chunks ``ROWS`` at a time.  Every sum has a fixed shape and order, so
+  the result is the same on every run, and no row waits on a long sequential chain
+  however often its id occurs.
 """
 
 from __future__ import annotations
