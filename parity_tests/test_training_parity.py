@@ -92,7 +92,8 @@ def test_excluding_padding_from_the_mean_breaks_parity(
     """Negative twin: a masked mean (padding_idx-style) does not train like the tutorial."""
     stock = ops.embedding_bag_mean
 
-    def masked_mean(weight: torch.Tensor, ids: torch.Tensor) -> torch.Tensor:
+    def masked_mean(weight: torch.Tensor, ids: torch.Tensor,
+                    deterministic: bool | None = None) -> torch.Tensor:
         mask = (ids != 0).unsqueeze(-1).to(weight.dtype)  # (B, T, 1)
         rows = torch.nn.functional.embedding(ids, weight) * mask
         return rows.sum(1) / mask.sum(1).clamp(min=1)
