@@ -34,26 +34,36 @@ ROWS = 32  # partial sums added per step when a row combines its chunks
 MAX_BLOCK_D = 64  # columns per program; wider tables use several column blocks
 
 
+@triton.jit
+def _bag_span(starts, length, RAGGED: tl.constexpr):
+    """This program's bag and the ``[start, end)`` of its ids: ragged bags between two
+    ``starts``, dense ones ``length`` ids each."""
+    bag = tl.program_id(0).to(tl.int64)
+    if RAGGED:
+        start = tl.load(starts + bag)
+        end = tl.load(starts + bag + 1)
+    else:
+        start = bag * length
+        end = start + length
+    return bag, start, end
+
+
 # An int argument equal to 1 would otherwise be specialized into a constant, which has no
 # .to(); the float32 division is div_rn, IEEE's correctly rounded one like the CPU's ("/" on
 # CUDA may round differently), so that the means stay equal bit for bit.
 @triton.jit(do_not_specialize=["length"])
 def _bag_mean_forward(weight, ids, starts, out, length, dim,
                       RAGGED: tl.constexpr, BLOCK_D: tl.constexpr):
-    bag = tl.program_id(0).to(tl.int64)
+    bag, start, end = _bag_span(starts, length, RAGGED)
     cols = tl.program_id(1) * BLOCK_D + tl.arange(0, BLOCK_D)
     in_dim = cols < dim
     if RAGGED:
-        start = tl.load(starts + bag)
-        end = tl.load(starts + bag + 1)
         acc = tl.zeros([BLOCK_D], dtype=out.dtype.element_ty)
         for k in range(start, end):
             acc += tl.load(weight + tl.load(ids + k) * dim + cols, mask=in_dim, other=0.0)
         total = acc
         divisor = tl.maximum(end - start, 1).to(out.dtype.element_ty)  # an empty bag gives 0
     else:
-        start = bag * length
-        end = start + length
         # TensorFlow's lanes: lane r sums positions t = r mod 4, from 0, t increasing.
         acc0 = tl.zeros([BLOCK_D], dtype=out.dtype.element_ty)
         acc1 = tl.zeros([BLOCK_D], dtype=out.dtype.element_ty)
@@ -84,15 +94,9 @@ def _bag_mean_forward(weight, ids, starts, out, length, dim,
 @triton.jit
 def _bag_scatter_atomic(rows, squares, ids, starts, sums_out, squares_out, length, dim,
                         RAGGED: tl.constexpr, BLOCK_D: tl.constexpr):
-    bag = tl.program_id(0).to(tl.int64)
+    bag, start, end = _bag_span(starts, length, RAGGED)
     cols = tl.program_id(1) * BLOCK_D + tl.arange(0, BLOCK_D)
     in_dim = cols < dim
-    if RAGGED:
-        start = tl.load(starts + bag)
-        end = tl.load(starts + bag + 1)
-    else:
-        start = bag * length
-        end = start + length
     row = tl.load(rows + bag * dim + cols, mask=in_dim, other=0.0)
     square = tl.load(squares + bag * dim + cols, mask=in_dim, other=0.0)
     for k in range(start, end):
