@@ -35,6 +35,13 @@ MAX_BLOCK_D = 64  # columns per program; wider tables use several column blocks
 
 
 @triton.jit
+def _columns(dim, BLOCK_D: tl.constexpr):
+    """This program's block of columns (grid axis 1) and which of them lie in the table."""
+    cols = tl.program_id(1) * BLOCK_D + tl.arange(0, BLOCK_D)
+    return cols, cols < dim
+
+
+@triton.jit
 def _bag_span(starts, length, RAGGED: tl.constexpr):
     """This program's bag and the ``[start, end)`` of its ids: ragged bags between two
     ``starts``, dense ones ``length`` ids each."""
@@ -55,8 +62,7 @@ def _bag_span(starts, length, RAGGED: tl.constexpr):
 def _bag_mean_forward(weight, ids, starts, out, length, dim,
                       RAGGED: tl.constexpr, BLOCK_D: tl.constexpr):
     bag, start, end = _bag_span(starts, length, RAGGED)
-    cols = tl.program_id(1) * BLOCK_D + tl.arange(0, BLOCK_D)
-    in_dim = cols < dim
+    cols, in_dim = _columns(dim, BLOCK_D)
     if RAGGED:
         acc = tl.zeros([BLOCK_D], dtype=out.dtype.element_ty)
         for k in range(start, end):
@@ -95,8 +101,7 @@ def _bag_mean_forward(weight, ids, starts, out, length, dim,
 def _bag_scatter_atomic(rows, squares, ids, starts, sums_out, squares_out, length, dim,
                         RAGGED: tl.constexpr, BLOCK_D: tl.constexpr):
     bag, start, end = _bag_span(starts, length, RAGGED)
-    cols = tl.program_id(1) * BLOCK_D + tl.arange(0, BLOCK_D)
-    in_dim = cols < dim
+    cols, in_dim = _columns(dim, BLOCK_D)
     row = tl.load(rows + bag * dim + cols, mask=in_dim, other=0.0)
     square = tl.load(squares + bag * dim + cols, mask=in_dim, other=0.0)
     for k in range(start, end):
@@ -109,8 +114,7 @@ def _bag_scatter_atomic(rows, squares, ids, starts, sums_out, squares_out, lengt
 def _chunk_sums(rows, squares, bag_of_sorted, chunk_start, chunk_end, part_sums,
                 part_squares, dim, CHUNK: tl.constexpr, BLOCK_D: tl.constexpr):
     chunk = tl.program_id(0).to(tl.int64)
-    cols = tl.program_id(1) * BLOCK_D + tl.arange(0, BLOCK_D)
-    in_dim = cols < dim
+    cols, in_dim = _columns(dim, BLOCK_D)
     start = tl.load(chunk_start + chunk)
     end = tl.load(chunk_end + chunk)
     pos = start + tl.arange(0, CHUNK)
@@ -128,8 +132,7 @@ def _chunk_sums(rows, squares, bag_of_sorted, chunk_start, chunk_end, part_sums,
 def _row_sums(part_sums, part_squares, first_chunk, chunk_count, row_ids, sums_out,
               squares_out, dim, ROWS: tl.constexpr, BLOCK_D: tl.constexpr):
     row = tl.program_id(0).to(tl.int64)
-    cols = tl.program_id(1) * BLOCK_D + tl.arange(0, BLOCK_D)
-    in_dim = cols < dim
+    cols, in_dim = _columns(dim, BLOCK_D)
     first = tl.load(first_chunk + row)
     end = first + tl.load(chunk_count + row)
     acc = tl.zeros([BLOCK_D], dtype=sums_out.dtype.element_ty)
