@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import random
+from collections.abc import Iterator
 from pathlib import Path
 from types import ModuleType
 
@@ -56,8 +57,8 @@ def _require(what: str) -> None:
 
 
 @pytest.fixture
-def triton_kernels() -> ModuleType:
-    """:mod:`embeddings.triton_kernels`, run by Triton's interpreter on CPU tensors.
+def cuda_kernels() -> ModuleType:
+    """:mod:`embeddings.ops.cuda`, run by Triton's interpreter on CPU tensors.
 
     On a machine with a GPU the kernels run compiled on CUDA in the ``cuda`` cases of the
     op's tests instead, so this fixture skips there.
@@ -67,38 +68,53 @@ def triton_kernels() -> ModuleType:
     if os.environ.get("TRITON_INTERPRET") != "1":
         _require("TRITON_INTERPRET=1 (set by this conftest unless overridden)")
     try:
-        from embeddings import triton_kernels
+        from embeddings.ops import cuda
     except ImportError:
         _require("Triton (pip install triton), to check the CUDA kernels in its interpreter,")
-    return triton_kernels
+    return cuda
 
 
-def _use(path: str, request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
-    from embeddings import kernels, ops
+def _use(path: str, request: pytest.FixtureRequest) -> Iterator[str]:
+    """Pin the kernels' implementation for one test (:func:`embeddings.ops.use`)."""
+    from embeddings import ops
+    from embeddings.ops import cpu
 
-    if path == "triton":
-        module = request.getfixturevalue("triton_kernels")
-        monkeypatch.setattr(ops, "gpu_kernels", lambda tensor: module)
-    elif path == "torch":
-        monkeypatch.setattr(kernels, "available", lambda: False)
-        monkeypatch.setattr(ops, "gpu_kernels", lambda tensor: None)
-    elif not kernels.available():
+    if path == "cuda":
+        request.getfixturevalue("cuda_kernels")
+    elif path == "cpu" and not cpu.available():
         _require("a C compiler, for the compiled CPU kernels,")
-    return path
+    with ops.use(path):
+        yield path
 
 
-@pytest.fixture(params=["compiled", "torch"])
-def kernel_path(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
-    """Run a test on the compiled CPU kernels and on the pure-torch formulation.
+@pytest.fixture(params=["cpu", "reference"])
+def kernel_path(request: pytest.FixtureRequest) -> Iterator[str]:
+    """Run a test on the compiled CPU kernels and on the pure-torch reference.
 
     Without a C compiler the compiled case is skipped, unless
     ``EMBEDDINGS_REQUIRE_KERNELS=1`` (CI) makes that a failure.
     """
-    return _use(request.param, request, monkeypatch)
+    yield from _use(request.param, request)
 
 
-@pytest.fixture(params=["compiled", "triton", "torch"])
-def bag_path(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
-    """Run an embedding-bag test on each of the op's three implementations: the compiled
-    CPU kernels, the Triton kernels (interpreted, on CPU tensors) and the torch one."""
-    return _use(request.param, request, monkeypatch)
+@pytest.fixture(params=["cpu", "cuda", "reference"])
+def bag_path(request: pytest.FixtureRequest) -> Iterator[str]:
+    """Run a kernel test on each of the three implementations: the compiled CPU kernels,
+    the Triton kernels (interpreted, on CPU tensors) and the torch reference."""
+    yield from _use(request.param, request)
+
+
+@pytest.fixture(params=["compiled", "arrow"])
+def text_path(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Run a vectorizer test on the compiled text kernels and on the Arrow formulation.
+
+    Without a C compiler the compiled case is skipped, unless
+    ``EMBEDDINGS_REQUIRE_KERNELS=1`` (CI) makes that a failure.
+    """
+    from embeddings.text import native
+
+    if request.param == "arrow":
+        monkeypatch.setattr(native, "available", lambda: False)
+    elif not native.available():
+        _require("a C compiler, for the compiled text kernels,")
+    return str(request.param)

@@ -1,4 +1,4 @@
-"""The mean embedding bag: forward order, gradients, per-occurrence squared sums."""
+"""The mean embedding bag and the gather: forward order, gradients, the squared-gradient sink."""
 
 from __future__ import annotations
 
@@ -6,7 +6,16 @@ import pytest
 import torch
 from torch import nn
 
-from embeddings.ops import MeanEmbedding, embedding_bag_mean, tf_order_mean
+from embeddings import ops
+from embeddings.ops import (
+    MeanEmbedding,
+    cpu,
+    embedding_bag_mean,
+    embedding_gather,
+    scatter_occurrences,
+    square_sinks,
+    tf_order_mean,
+)
 from embeddings.testing import assert_close
 
 DEVICES = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
@@ -59,25 +68,92 @@ def test_gradcheck_in_float64(bag_path: str) -> None:
     assert torch.autograd.gradcheck(lambda w: embedding_bag_mean(w, ids), (weight,))
 
 
-def test_backward_delivers_sum_of_squared_occurrence_gradients(bag_path: str) -> None:
+def test_sink_gradient_is_the_sum_of_squared_occurrence_gradients(bag_path: str) -> None:
     weight = torch.zeros(4, 2, requires_grad=True)
+    sink = torch.zeros(4, 2, requires_grad=True)
     ids = torch.tensor([[1, 1, 3, 0], [1, 2, 2, 2]])
     upstream = torch.tensor([[4.0, -8.0], [2.0, 6.0]])
-    (embedding_bag_mean(weight, ids) * upstream).sum().backward()
+    (embedding_bag_mean(weight, ids, squares=sink) * upstream).sum().backward()
     g = upstream / 4  # each occurrence's gradient row
     # row 1 occurs twice in bag 0 and once in bag 1; squares are summed per occurrence
     assert_close(weight.grad[1], 2 * g[0] + g[1], rtol=0, atol=0)
-    assert_close(weight.grad_sq[1], 2 * g[0] ** 2 + g[1] ** 2, rtol=0, atol=0)
-    assert_close(weight.grad_sq[2], 3 * g[1] ** 2, rtol=0, atol=0)
-    assert not torch.equal(weight.grad_sq[2], weight.grad[2] ** 2)  # not (sum g)^2
+    assert_close(sink.grad[1], 2 * g[0] ** 2 + g[1] ** 2, rtol=0, atol=0)
+    assert_close(sink.grad[2], 3 * g[1] ** 2, rtol=0, atol=0)
+    assert not torch.equal(sink.grad[2], weight.grad[2] ** 2)  # not (sum g)^2
+    assert not torch.equal(sink, torch.ones(4, 2))  # the sink's value is never touched
 
 
-def test_grad_sq_accumulates_like_grad(bag_path: str) -> None:
+def test_sink_gradient_accumulates_like_grad(bag_path: str) -> None:
     weight = torch.zeros(3, 1, requires_grad=True)
+    sink = torch.zeros(3, 1, requires_grad=True)
     ids = torch.tensor([[1, 2]])
     for _ in range(2):
-        embedding_bag_mean(weight, ids).sum().backward()
-    assert_close(weight.grad_sq, torch.tensor([[0.0], [0.5], [0.5]]), rtol=0, atol=0)
+        embedding_bag_mean(weight, ids, squares=sink).sum().backward()
+    assert_close(sink.grad, torch.tensor([[0.0], [0.5], [0.5]]), rtol=0, atol=0)
+
+
+def test_no_sink_no_squares(bag_path: str) -> None:
+    """Without a sink the backward computes the gradient alone, the same gradient."""
+    weight = torch.randn(6, 3, requires_grad=True)
+    ids = torch.tensor([[0, 1, 1, 5], [2, 2, 2, 2]])
+    upstream = torch.randn(2, 3)
+    (embedding_bag_mean(weight, ids) * upstream).sum().backward()
+    alone = weight.grad.clone()
+    weight.grad = None
+    sink = torch.zeros(6, 3, requires_grad=True)
+    (embedding_bag_mean(weight, ids, squares=sink) * upstream).sum().backward()
+    assert torch.equal(alone, weight.grad)
+
+
+def test_sink_of_the_wrong_shape_is_rejected() -> None:
+    with pytest.raises(ValueError, match=r"squares must have the table's shape.*\(3, 2\)"):
+        embedding_bag_mean(torch.zeros(3, 2), torch.tensor([[1]]),
+                           squares=torch.zeros(2, 2, requires_grad=True))
+
+
+def test_gather_backward_delivers_the_squares(bag_path: str) -> None:
+    weight = torch.zeros(4, 2, requires_grad=True)
+    sink = torch.zeros(4, 2, requires_grad=True)
+    ids = torch.tensor([[1, 1, 3], [1, 2, 2]])
+    upstream = torch.arange(12, dtype=torch.float32).reshape(2, 3, 2)
+    (embedding_gather(weight, ids, squares=sink) * upstream).sum().backward()
+    g = upstream.reshape(6, 2)
+    assert_close(weight.grad[1], g[0] + g[1] + g[3], rtol=0, atol=0)
+    assert_close(sink.grad[1], g[0] ** 2 + g[1] ** 2 + g[3] ** 2, rtol=0, atol=0)
+    assert_close(sink.grad[2], g[4] ** 2 + g[5] ** 2, rtol=0, atol=0)
+
+
+def test_module_owns_its_sink_outside_the_state_dict() -> None:
+    module = MeanEmbedding(5, 2)
+    assert [n for n, _ in module.named_parameters()] == ["embeddings", "occurrence_squares"]
+    assert list(module.state_dict()) == ["embeddings"]
+    fresh = MeanEmbedding(5, 2)
+    fresh.load_state_dict(module.state_dict())  # strict: the sink is not expected
+    assert torch.equal(fresh.embeddings, module.embeddings)
+    assert square_sinks(module) == {module.embeddings: module.occurrence_squares}
+    assert square_sinks(MeanEmbedding(5, 2, squares=False)) == {}
+    module(torch.tensor([[1, 1, 4]])).sum().backward()
+    assert module.occurrence_squares.grad is not None
+
+
+# Dynamo itself instantiates torch.autograd.Function while tracing a custom Function.
+@pytest.mark.filterwarnings("ignore:.*should not be instantiated:DeprecationWarning")
+def test_the_sink_survives_torch_compile() -> None:
+    """The squares are an autograd output: a compiled model delivers the same ones (on the
+    reference path, which Dynamo traces into; an attribute set in backward would be lost)."""
+    torch._dynamo.reset()
+    ids = torch.tensor([[1, 1, 3, 0], [1, 2, 2, 2]])
+    grads = []
+    with ops.use("reference"):
+        for compiled in (False, True):
+            module = MeanEmbedding(4, 3)
+            with torch.no_grad():
+                module.embeddings.copy_(torch.arange(12.0).view(4, 3) / 10)
+            run = torch.compile(module, backend="aot_eager") if compiled else module
+            (run(ids) * torch.tensor([[1.0, -2.0, 3.0], [0.5, 4.0, -1.0]])).sum().backward()
+            grads.append((module.embeddings.grad, module.occurrence_squares.grad))
+    assert grads[1][1] is not None
+    assert torch.equal(grads[0][0], grads[1][0]) and torch.equal(grads[0][1], grads[1][1])
 
 
 @pytest.mark.parametrize("ids", [torch.tensor([1, 2]), torch.tensor([[0.0, 1.0]])])
@@ -96,52 +172,49 @@ def test_module_initializes_like_keras_uniform() -> None:
                          [(1, 1, 3, 1), (5, 7, 13, 3), (64, 100, 300, 16), (9, 33, 40, 130),
                           (300, 50, 1000, 16)])
 def test_compiled_kernels_equal_the_torch_formulation_bit_for_bit(
-        batch: int, length: int, vocab: int, dim: int, monkeypatch: pytest.MonkeyPatch) -> None:
+        batch: int, length: int, vocab: int, dim: int) -> None:
     """Same float32 operation order: values, gradients and squared sums are identical."""
-    from embeddings import kernels
-
-    if not kernels.available():
+    if not cpu.available():
         pytest.skip("no C compiler: the compiled CPU kernels are unavailable")
     ids = torch.randint(0, vocab, (batch, length))
     ids[0, : length // 2 + 1] = 0  # repeated ids and padding
     upstream = torch.randn(batch, dim)
     results = []
-    for compiled in (True, False):
-        if not compiled:
-            monkeypatch.setattr(kernels, "usable", lambda *tensors: False)
+    for path in ("cpu", "reference"):
         torch.manual_seed(1)  # the same table, rows of very different scales
         scale = 10.0 ** torch.randint(-3, 3, (vocab, 1))
         weight = (torch.randn(vocab, dim) * scale).requires_grad_()
-        out = embedding_bag_mean(weight, ids)
-        (out * upstream).sum().backward()
-        results.append((out.detach(), weight.grad, weight.grad_sq))
+        sink = torch.zeros(vocab, dim, requires_grad=True)
+        with ops.use(path):
+            out = embedding_bag_mean(weight, ids, squares=sink)
+            (out * upstream).sum().backward()
+        results.append((out.detach(), weight.grad, sink.grad))
     for a, b in zip(results[0], results[1], strict=True):
         assert torch.equal(a, b)
 
 
 def test_kernels_can_be_turned_off(monkeypatch: pytest.MonkeyPatch) -> None:
-    from embeddings import kernels
+    from embeddings.native import NativeLibrary
 
-    monkeypatch.setattr(kernels, "_tried", False)
-    monkeypatch.setattr(kernels, "_lib", None)
     monkeypatch.setenv("EMBEDDINGS_KERNELS", "0")
-    assert not kernels.available()
+    assert not NativeLibrary(cpu.LIBRARY.source, cpu.LIBRARY.signatures).available()
 
 
 def test_missing_compiler_falls_back_cleanly(monkeypatch: pytest.MonkeyPatch, tmp_path,
                                               caplog: pytest.LogCaptureFixture) -> None:  # type: ignore[no-untyped-def]
-    from embeddings import kernels
+    from embeddings.native import NativeLibrary
 
-    monkeypatch.setattr(kernels, "_tried", False)
-    monkeypatch.setattr(kernels, "_lib", None)
+    library = NativeLibrary(cpu.LIBRARY.source, cpu.LIBRARY.signatures)
+    monkeypatch.setattr(cpu, "LIBRARY", library)
     monkeypatch.setenv("EMBEDDINGS_CACHE", str(tmp_path))
     monkeypatch.setenv("CC", "no-such-compiler")
-    with caplog.at_level("INFO", logger="embeddings.kernels"):
-        assert not kernels.available()
+    with caplog.at_level("INFO", logger="embeddings.native"):
+        assert not cpu.available()
     assert "no C compiler" in caplog.text
     weight = torch.randn(5, 2, requires_grad=True)
     embedding_bag_mean(weight, torch.tensor([[1, 2, 0]])).sum().backward()  # torch path works
     assert weight.grad is not None
+    assert ops.kernels_for(weight) is ops.reference
 
 
 @pytest.mark.parametrize("device", DEVICES)
@@ -154,7 +227,8 @@ def test_ragged_bags_match_nn_embeddingbag(device: str, bag_path: str) -> None:
     with torch.no_grad():
         stock.weight.copy_(weight)
     upstream = torch.randn(5, dim, device=device)
-    ours = embedding_bag_mean(weight, ids, offsets)
+    sink = torch.zeros(vocab, dim, device=device, requires_grad=True)
+    ours = embedding_bag_mean(weight, ids, offsets, squares=sink)
     (ours * upstream).sum().backward()
     theirs = stock(ids, offsets)
     (theirs * upstream).sum().backward()
@@ -163,8 +237,8 @@ def test_ragged_bags_match_nn_embeddingbag(device: str, bag_path: str) -> None:
     assert_close(weight.grad, stock.weight.grad, rtol=1e-5, atol=1e-6)
     assert not ours[2].any()  # the empty bag
     g = upstream / torch.tensor([3.0, 1, 1, 4, 1], device=device)[:, None]
-    assert_close(weight.grad_sq[3], 2 * g[0] ** 2, rtol=1e-6, atol=0)  # id 3 twice in bag 0
-    assert_close(weight.grad_sq[0], 3 * g[3] ** 2, rtol=1e-6, atol=0)
+    assert_close(sink.grad[3], 2 * g[0] ** 2, rtol=1e-6, atol=0)  # id 3 twice in bag 0
+    assert_close(sink.grad[0], 3 * g[3] ** 2, rtol=1e-6, atol=0)
 
 
 def test_ragged_gradcheck_in_float64(bag_path: str) -> None:
@@ -184,32 +258,30 @@ def test_bad_offsets_are_rejected(ids: torch.Tensor, offsets: torch.Tensor, mess
         embedding_bag_mean(torch.zeros(3, 2), ids, offsets)
 
 
-def test_occurrence_scatter_is_the_same_compiled_or_not(monkeypatch: pytest.MonkeyPatch) -> None:
+@pytest.mark.parametrize("dim", [7, 16])
+def test_occurrence_scatter_is_the_same_compiled_or_not(dim: int) -> None:
     """The gather backward of ragged bags and of Keras's Embedding: identical bits."""
-    from embeddings import kernels
-    from embeddings.ops import scatter_occurrences
-
-    if not kernels.available():
+    if not cpu.available():
         pytest.skip("no C compiler: the compiled CPU kernels are unavailable")
-    rows = torch.randn(5000, 7) * 10.0 ** torch.randint(-4, 2, (5000, 1))
+    rows = torch.randn(5000, dim) * 10.0 ** torch.randint(-4, 2, (5000, 1))
     ids = torch.randint(0, 40, (5000,))
-    compiled = scatter_occurrences(rows, ids, 40)
-    monkeypatch.setattr(kernels, "available", lambda: False)
-    fallback = scatter_occurrences(rows, ids, 40)
+    with ops.use("cpu"):
+        compiled = scatter_occurrences(rows, ids, 40)
+    with ops.use("reference"):
+        fallback = scatter_occurrences(rows, ids, 40)
     assert all(torch.equal(a, b) for a, b in zip(compiled, fallback, strict=True))
 
 
-def test_ragged_forward_is_the_same_compiled_or_not(monkeypatch: pytest.MonkeyPatch) -> None:
-    from embeddings import kernels
-
-    if not kernels.available():
+def test_ragged_forward_is_the_same_compiled_or_not() -> None:
+    if not cpu.available():
         pytest.skip("no C compiler: the compiled CPU kernels are unavailable")
     weight = torch.randn(40, 21) * 10.0 ** torch.randint(-4, 2, (40, 1))
     ids = torch.randint(0, 40, (3000,))
     offsets = torch.tensor([0, 0, 7, 1000, 1000, 2999])  # empty bags, a bag of one at the end
-    compiled = embedding_bag_mean(weight, ids, offsets)
-    monkeypatch.setattr(kernels, "available", lambda: False)
-    assert torch.equal(compiled, embedding_bag_mean(weight, ids, offsets))
+    with ops.use("cpu"):
+        compiled = embedding_bag_mean(weight, ids, offsets)
+    with ops.use("reference"):
+        assert torch.equal(compiled, embedding_bag_mean(weight, ids, offsets))
 
 
 @pytest.mark.parametrize(("preset", "expected"), [(None, "1"), ("0", "0")])
@@ -241,10 +313,7 @@ def test_ids_outside_the_table_are_an_error_not_a_wild_write(bad: int, kernel_pa
 def test_grouped_backward_equals_the_scatter_bit_for_bit(
         batch: int, length: int, vocab: int, dim: int, monkeypatch: pytest.MonkeyPatch) -> None:
     """Large tables group occurrences by row; each element must see the same additions."""
-    from embeddings import kernels
-    from embeddings.ops import scatter_occurrences
-
-    if not kernels.available():
+    if not cpu.available():
         pytest.skip("no C compiler: the compiled CPU kernels are unavailable")
     ids = torch.randint(0, vocab, (batch, length))
     ids[0, : length // 2 + 1] = 0
@@ -253,9 +322,13 @@ def test_grouped_backward_equals_the_scatter_bit_for_bit(
     weight = torch.randn(vocab, dim)
     results = []
     for threshold in (0, 1 << 62):  # grouped, then scattered
-        monkeypatch.setattr(kernels, "GROUPED_MIN_ELEMENTS", threshold)
+        monkeypatch.setattr(cpu, "GROUPED_MIN_ELEMENTS", threshold)
         leaf = weight.clone().requires_grad_()
-        (embedding_bag_mean(leaf, ids) * upstream).sum().backward()
-        results.append((leaf.grad, leaf.grad_sq, *scatter_occurrences(rows, ids.flatten(), vocab)))
+        sink = torch.zeros_like(weight, requires_grad=True)
+        with ops.use("cpu"):
+            (embedding_bag_mean(leaf, ids, squares=sink) * upstream).sum().backward()
+            results.append((leaf.grad, sink.grad,
+                            *scatter_occurrences(rows, ids.flatten(), vocab),
+                            scatter_occurrences(rows, ids.flatten(), vocab, squares=False)[0]))
     for a, b in zip(*results, strict=True):
         assert torch.equal(a, b)

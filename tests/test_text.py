@@ -6,10 +6,10 @@ import random
 import string
 from pathlib import Path
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 import pytest
-import torch
 
 from embeddings.text import TextVectorization
 
@@ -29,7 +29,7 @@ def tokens(text: str | bytes, standardize: str | None = "tutorial") -> list[str]
         ("\u212a", ["\u212a"]),  # Kelvin sign stays; str.lower() would make ASCII 'k'
     ],
 )
-def test_lowercasing_is_ascii_only(raw: str, expected: list[str], kernel_path: str) -> None:
+def test_lowercasing_is_ascii_only(raw: str, expected: list[str], text_path: str) -> None:
     assert tokens(raw) == expected
 
 
@@ -44,11 +44,11 @@ def test_lowercasing_is_ascii_only(raw: str, expected: list[str], kernel_path: s
     ],
 )
 def test_tutorial_standardization_works_on_bytes(raw: bytes, expected: list[bytes],
-                                                kernel_path: str) -> None:
+                                                text_path: str) -> None:
     assert [t.encode("utf-8", "surrogateescape") for t in tokens(raw)] == expected
 
 
-def test_standardization_equals_the_byte_formula_on_random_bytes(kernel_path: str) -> None:
+def test_standardization_equals_the_byte_formula_on_random_bytes(text_path: str) -> None:
     """PARITY.md E2: TF's standardization is a byte formula; check ours on random bytes."""
     lower = bytes.maketrans(string.ascii_uppercase.encode(), string.ascii_lowercase.encode())
 
@@ -70,7 +70,7 @@ def test_unicode_punctuation_is_kept() -> None:
     assert tokens("“quoted” — yes… it´s") == ["“quoted”", "—", "yes…", "it´s"]
 
 
-def test_builtin_strip_does_not_replace_br(kernel_path: str) -> None:
+def test_builtin_strip_does_not_replace_br(text_path: str) -> None:
     assert tokens("a<br />b", standardize="lower_and_strip_punctuation") == ["abr", "b"]
 
 
@@ -80,37 +80,37 @@ def test_split_on_ascii_whitespace_only() -> None:
     assert tokens(text, standardize=None) == expected
 
 
-def test_vocabulary_ties_break_by_descending_bytes(kernel_path: str) -> None:
+def test_vocabulary_ties_break_by_descending_bytes(text_path: str) -> None:
     # PARITY.md E4: counts c=b=a=B=3, é=z=e=d=2, and [UNK] (5x) is dropped.
     vec = TextVectorization(standardize=None)
     vec.adapt(["c b a B é z e d [UNK]", "c b a B é z e d [UNK]", "c b a B [UNK] [UNK] [UNK]"])
     assert vec.get_vocabulary() == ["", "[UNK]", "c", "b", "a", "B", "é", "z", "e", "d"]
 
 
-def test_max_tokens_counts_the_two_special_tokens(kernel_path: str) -> None:
+def test_max_tokens_counts_the_two_special_tokens(text_path: str) -> None:
     vec = TextVectorization(max_tokens=5, standardize=None)
     vec.adapt(["c b a B é z e d"] * 3 + ["c b a B"])
     assert vec.get_vocabulary() == ["", "[UNK]", "c", "b", "a"]
     assert vec.vocabulary_size() == 5
 
 
-def test_sequences_truncate_pad_right_and_map_unknown_to_one(kernel_path: str) -> None:
+def test_sequences_truncate_pad_right_and_map_unknown_to_one(text_path: str) -> None:
     # PARITY.md E5.
     vec = TextVectorization(max_tokens=10, output_sequence_length=5)
     vec.adapt(["a b c d e f g"])
     out = vec(["a b c d e f g", "a b", "", "zz a", " \t "])
-    assert out.dtype == torch.int64
+    assert out.dtype == np.int64
     assert out.tolist() == [[8, 7, 6, 5, 4], [8, 7, 0, 0, 0], [0] * 5, [1, 8, 0, 0, 0], [0] * 5]
 
 
-def test_without_sequence_length_pads_to_longest(kernel_path: str) -> None:
+def test_without_sequence_length_pads_to_longest(text_path: str) -> None:
     vec = TextVectorization(standardize=None)
     vec.adapt(["a a b"])
     assert vec(["a", "b a b"]).tolist() == [[2, 0, 0], [3, 2, 3]]
     assert vec("a").shape == (1, 1)
 
 
-def test_str_and_bytes_give_the_same_ids(kernel_path: str) -> None:
+def test_str_and_bytes_give_the_same_ids(text_path: str) -> None:
     vec = TextVectorization(standardize="tutorial", output_sequence_length=4)
     vec.adapt([b"caf\xe9 caf\xc3\xa9 ok"])
     assert vec([b"caf\xe9 ok"]).tolist() == vec([b"caf\xe9 ok".decode("utf-8", "surrogateescape")
@@ -136,7 +136,7 @@ def test_reserved_tokens_out_of_place_are_rejected() -> None:
         TextVectorization(vocabulary=["a", ""])
 
 
-def test_large_batches_split_across_threads_give_the_same_result(kernel_path: str) -> None:
+def test_large_batches_split_across_threads_give_the_same_result(text_path: str) -> None:
     rng = random.Random(1)
     texts = [" ".join(rng.choice("abcdefgh") * rng.randint(1, 3) for _ in range(rng.randint(0, 9)))
              for _ in range(9000)]
@@ -144,7 +144,7 @@ def test_large_batches_split_across_threads_give_the_same_result(kernel_path: st
     whole.adapt(texts)
     parts = [TextVectorization(vocabulary=whole.get_vocabulary(), output_sequence_length=6)(
         texts[i:i + 1000]) for i in range(0, 9000, 1000)]
-    assert torch.equal(whole(texts), torch.cat(parts))
+    assert np.array_equal(whole(texts), np.concatenate(parts))
     # The vocabulary counted across threads equals a plain count of the whole corpus.
     counts: dict[str, int] = {}
     for t in texts:
@@ -202,10 +202,10 @@ def test_non_text_input_is_a_type_error() -> None:
 def test_compiled_and_arrow_counting_learn_the_same_vocabulary(
         max_tokens: int | None, monkeypatch: pytest.MonkeyPatch) -> None:
     """Ties at the cut-off and a frequent literal [UNK] (counted, then dropped) included."""
-    from embeddings import kernels
+    from embeddings.text import native
 
-    if not kernels.available():
-        pytest.skip("no C compiler: the compiled CPU kernels are unavailable")
+    if not native.available():
+        pytest.skip("no C compiler: the compiled text kernels are unavailable")
     rng = random.Random(3)
     words = ["[UNK]", "a", "b", "ab", "ba", "é", "\x85x", "zz", "q", "Q"] + [f"w{i}" for i in
                                                                            range(60)]
@@ -214,7 +214,7 @@ def test_compiled_and_arrow_counting_learn_the_same_vocabulary(
     vocabularies = []
     for compiled in (True, False):
         if not compiled:
-            monkeypatch.setattr(kernels, "available", lambda: False)
+            monkeypatch.setattr(native, "available", lambda: False)
         vec = TextVectorization(max_tokens=max_tokens, standardize=None)
         vec.adapt(texts)
         vocabularies.append(vec.get_vocabulary())
@@ -227,10 +227,10 @@ def test_compiled_and_arrow_counting_learn_the_same_vocabulary(
 def test_compiled_and_arrow_encoding_give_the_same_ids(
         standardize: str | None, length: int, monkeypatch: pytest.MonkeyPatch) -> None:
     """Random bytes (invalid UTF-8, <br /> variants, punctuation inside and around tokens)."""
-    from embeddings import kernels
+    from embeddings.text import native
 
-    if not kernels.available():
-        pytest.skip("no C compiler: the compiled CPU kernels are unavailable")
+    if not native.available():
+        pytest.skip("no C compiler: the compiled text kernels are unavailable")
     rng = random.Random(5)
     pieces = [bytes([i]) for i in range(256)] + [b"<br />", b"<BR />", b"<br", b" />", b" a ",
                                                  b" the ", b"[UNK]", b" x.y ", "é".encode()] * 3
@@ -239,5 +239,18 @@ def test_compiled_and_arrow_encoding_give_the_same_ids(
     vec = TextVectorization(max_tokens=50, standardize=standardize, output_sequence_length=length)
     vec.adapt(texts)
     compiled = vec(texts)
-    monkeypatch.setattr(kernels, "available", lambda: False)
-    assert torch.equal(compiled, vec(texts))
+    monkeypatch.setattr(native, "available", lambda: False)
+    assert np.array_equal(compiled, vec(texts))
+
+
+def test_the_text_engine_imports_no_torch_keras_or_tensorflow() -> None:
+    """The vectorizer can become a backend-agnostic Keras layer only if it stands alone."""
+    import subprocess
+    import sys
+
+    code = ("import sys; from embeddings.text import TextVectorization; "
+            "v = TextVectorization(output_sequence_length=3); v.adapt(['a b']); v(['a']); "
+            "print(sorted(m for m in ('torch', 'keras', 'tensorflow') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True, timeout=120)
+    assert out.stdout.strip() == "[]"

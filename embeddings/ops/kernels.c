@@ -1,9 +1,9 @@
 /* CPU kernels of the embedding-bag hot loop and of TensorFlow-rule Adam.
  *
- * Compiled on first use by embeddings/kernels.py (any C compiler, no torch
- * headers; OpenMP when the compiler has it) and called through ctypes; without a
- * compiler the package falls back to its pure-torch formulation, which computes
- * the same values.
+ * Compiled on first use by embeddings/native.py (any C compiler, no torch headers;
+ * OpenMP when the compiler has it) and called through ctypes from embeddings/ops/cpu.py;
+ * without a compiler the package falls back to its pure-torch formulation
+ * (embeddings/ops/reference.py), which computes the same values.
  *
  * Every loop keeps the float32 operation order of the pure-torch path (and so of
  * TensorFlow): it must be built with -ffp-contract=off (no fused multiply-add)
@@ -134,35 +134,57 @@ static inline void add_square_row(float *restrict row, const float *restrict r, 
     for (; k < D; ++k) row[k] += r[k] * r[k];
 }
 
-/* dst[ids[b, t], :] += src[b, :] for every occurrence, in (b, t) order, like
- * TensorFlow's unsorted_segment_sum over the gather's IndexedSlices. */
+/* dst[ids[b, t], :] += src[b, :] (or src[b, :] squared, when square is set) for every
+ * occurrence, in (b, t) order, like TensorFlow's unsorted_segment_sum over the gather's
+ * IndexedSlices. */
 SCATTER_OPT static void scatter_one(const float *restrict src, const int64_t *restrict ids,
-                                    float *restrict dst, int64_t B, int64_t T, int64_t D) {
-    if (D == 16) {
+                                    float *restrict dst, int64_t B, int64_t T, int64_t D,
+                                    int square) {
+    if (D == 16) { /* the tutorial's width: constant trip counts vectorize fully */
         for (int64_t b = 0; b < B; ++b) {
             const float *g = src + b * 16;
             const int64_t *bag = ids + b * T;
-            for (int64_t t = 0; t < T; ++t) {
-                float *row = dst + bag[t] * 16;
-                for (int k = 0; k < 16; ++k) row[k] += g[k];
-            }
+            if (square)
+                for (int64_t t = 0; t < T; ++t) {
+                    float *row = dst + bag[t] * 16;
+                    for (int k = 0; k < 16; ++k) row[k] += g[k] * g[k];
+                }
+            else
+                for (int64_t t = 0; t < T; ++t) {
+                    float *row = dst + bag[t] * 16;
+                    for (int k = 0; k < 16; ++k) row[k] += g[k];
+                }
         }
         return;
     }
     for (int64_t b = 0; b < B; ++b) {
         const float *g = src + b * D;
         const int64_t *bag = ids + b * T;
-        for (int64_t t = 0; t < T; ++t) add_row(dst + bag[t] * D, g, D);
+        for (int64_t t = 0; t < T; ++t) {
+            if (square)
+                add_square_row(dst + bag[t] * D, g, D);
+            else
+                add_row(dst + bag[t] * D, g, D);
+        }
     }
 }
 
-/* The backward of the bag mean: sums[r] = sum of g[b] and squares[r] = sum of g2[b] over
- * the occurrences of id r, both in occurrence order; the two run on two threads. */
+/* The backward of B dense bags of T ids: sums[r] = sum of g[b] over the occurrences of id
+ * r, and squares[r] = the same sum of g2[b] (of g[b] * g[b] when g2 is NULL; not computed
+ * when squares is NULL), both in occurrence order; the two sums run on two threads.  A
+ * plain gather (Keras's Embedding) is the case T = 1. */
 void bag_scatter_sums(const float *g, const float *g2, const int64_t *ids, float *sums,
                       float *squares, int64_t B, int64_t T, int64_t D) {
-#pragma omp parallel for schedule(static) num_threads(2) if (B * T * D >= PARALLEL_WORK)
-    for (int task = 0; task < 2; ++task)
-        scatter_one(task ? g2 : g, ids, task ? squares : sums, B, T, D);
+    const int tasks = squares ? 2 : 1;
+#pragma omp parallel for schedule(static) num_threads(2) if (tasks == 2 && B * T * D >= PARALLEL_WORK)
+    for (int task = 0; task < tasks; ++task) {
+        if (task == 0)
+            scatter_one(g, ids, sums, B, T, D, 0);
+        else if (g2)
+            scatter_one(g2, ids, squares, B, T, D, 0);
+        else
+            scatter_one(g, ids, squares, B, T, D, 1);
+    }
 }
 
 /* Keras Adam on TensorFlow:
@@ -192,180 +214,14 @@ void adam_update(float *p, const float *g, const float *g2, float *m, float *v, 
         adam_loop(p, g, NULL, m, v, n, alpha, c1, c2, eps);
 }
 
-/* TensorFlow's standardizations of n packed texts, byte by byte (PARITY.md sections 1-2):
- * mode & 1: lowercase A-Z only; mode & 2: replace "<br />" (matched after lowercasing, left
- * to right, not recursively) with a space; mode & 4: delete the 32 ASCII punctuation bytes.
- * Text i is data[offsets[i]:offsets[i+1]]; the results go to out with out_offsets (out needs
- * offsets[n] bytes: no text grows). */
-static int is_punct(uint8_t c) {
-    return (c >= 33 && c <= 47) || (c >= 58 && c <= 64) || (c >= 91 && c <= 96) ||
-           (c >= 123 && c <= 126);
-}
-
-static uint8_t lower(uint8_t c, int mode) {
-    return (mode & 1) && c >= 'A' && c <= 'Z' ? (uint8_t)(c + 32) : c;
-}
-
-/* The next output byte of a standardized text, or -1 for a deleted byte.  j is advanced. */
-static int next_byte(const uint8_t *data, int64_t *j, int64_t end, int mode) {
-    static const uint8_t br[6] = {'<', 'b', 'r', ' ', '/', '>'};
-    if ((mode & 2) && data[*j] == '<' && end - *j >= 6) {
-        int match = 1;
-        for (int k = 1; k < 6 && match; ++k) match = lower(data[*j + k], mode) == br[k];
-        if (match) {
-            *j += 6;
-            return ' ';
-        }
-    }
-    const uint8_t c = lower(data[(*j)++], mode);
-    return (mode & 4) && is_punct(c) ? -1 : c;
-}
-
-void standardize(const uint8_t *data, const int64_t *offsets, int64_t n, uint8_t *out,
-                 int64_t *out_offsets, int mode) {
-    int64_t w = 0;
-    out_offsets[0] = 0;
-    for (int64_t i = 0; i < n; ++i) {
-        const int64_t end = offsets[i + 1];
-        for (int64_t j = offsets[i]; j < end;) {
-            const int c = next_byte(data, &j, end, mode);
-            if (c >= 0) out[w++] = (uint8_t)c;
-        }
-        out_offsets[i + 1] = w;
-    }
-}
-
-/* ---- Counting tokens for TextVectorization.adapt ---------------------------------------
- * Tokens are the runs of bytes between the six ASCII whitespace bytes (Python's
- * bytes.split()), within each text.  An open-addressing table of capacity cap (a power of
- * two) holds each distinct token as (start, length, count); the caller supplies the arrays. */
-static int is_space(uint8_t c) { return c == ' ' || (c >= 9 && c <= 13); }
-
-static uint64_t hash_bytes(const uint8_t *p, int64_t n) {
-    uint64_t h = 1469598103934665603ULL; /* FNV-1a */
-    for (int64_t i = 0; i < n; ++i) h = (h ^ p[i]) * 1099511628211ULL;
-    return h;
-}
-
-/* Returns the number of distinct tokens, or -1 when the table passes 70 % load (the caller
- * retries with a larger one). slot_start must come filled with -1. */
-int64_t count_tokens(const uint8_t *data, const int64_t *offsets, int64_t n,
-                     int64_t *slot_start, int64_t *slot_len, int64_t *slot_count, int64_t cap) {
-    const uint64_t mask = (uint64_t)cap - 1;
-    int64_t distinct = 0;
-    for (int64_t i = 0; i < n; ++i) {
-        int64_t j = offsets[i];
-        const int64_t end = offsets[i + 1];
-        while (j < end) {
-            while (j < end && is_space(data[j])) ++j;
-            const int64_t s = j;
-            while (j < end && !is_space(data[j])) ++j;
-            const int64_t len = j - s;
-            if (len == 0) continue;
-            uint64_t h = hash_bytes(data + s, len) & mask;
-            for (;;) {
-                const int64_t at = slot_start[h];
-                if (at < 0) {
-                    if (10 * (distinct + 1) > 7 * cap) return -1;
-                    slot_start[h] = s;
-                    slot_len[h] = len;
-                    slot_count[h] = 1;
-                    ++distinct;
-                    break;
-                }
-                if (slot_len[h] == len && memcmp(data + at, data + s, (size_t)len) == 0) {
-                    ++slot_count[h];
-                    break;
-                }
-                h = (h + 1) & mask;
-            }
-        }
-    }
-    return distinct;
-}
-
-/* ---- Encoding texts for TextVectorization.__call__ --------------------------------------
- * A vocabulary table (open addressing, capacity cap, a power of two) maps token bytes to
- * ids; encode() standardizes each text on the fly, splits it like bytes.split() and writes
- * the ids of its first L tokens (1 when unknown) into out[i, :], which comes zeroed.  Only
- * as much of a text is read as its first L tokens need. */
-static int64_t find_slot(const uint8_t *blob, const int64_t *vstart, const int64_t *vlen,
-                         const int64_t *slot_id, int64_t cap, const uint8_t *tok, int64_t len) {
-    uint64_t h = hash_bytes(tok, len) & ((uint64_t)cap - 1);
-    while (slot_id[h] >= 0) {
-        const int64_t id = slot_id[h];
-        if (vlen[id] == len && memcmp(blob + vstart[id], tok, (size_t)len) == 0) return (int64_t)h;
-        h = (h + 1) & ((uint64_t)cap - 1);
-    }
-    return (int64_t)h;
-}
-
-/* Token id of the vocabulary's tokens [0, n) = blob[vstart[id]:vstart[id]+vlen[id]]; the
- * first occurrence of a repeated token wins.  slot_id comes filled with -1. */
-void build_vocab_table(const uint8_t *blob, const int64_t *vstart, const int64_t *vlen, int64_t n,
-                       int64_t *slot_id, int64_t cap) {
-    for (int64_t id = 0; id < n; ++id) {
-        if (vlen[id] == 0) continue; /* '' is never a token */
-        const int64_t h = find_slot(blob, vstart, vlen, slot_id, cap, blob + vstart[id], vlen[id]);
-        if (slot_id[h] < 0) slot_id[h] = id;
-    }
-}
-
-static void emit(const uint8_t *blob, const int64_t *vstart, const int64_t *vlen,
-                 const int64_t *slot_id, int64_t cap, const uint8_t *tok, int64_t len,
-                 int64_t *row, int64_t *k) {
-    const int64_t h = find_slot(blob, vstart, vlen, slot_id, cap, tok, len);
-    row[(*k)++] = slot_id[h] >= 0 ? slot_id[h] : 1;
-}
-
-void encode(const uint8_t *data, const int64_t *offsets, int64_t n, int mode,
-            const uint8_t *blob, const int64_t *vstart, const int64_t *vlen,
-            const int64_t *slot_id, int64_t cap, int64_t *out, int64_t L, uint8_t *scratch) {
-    for (int64_t i = 0; i < n; ++i) {
-        int64_t *row = out + i * L;
-        int64_t k = 0, len = 0;
-        const int64_t end = offsets[i + 1];
-        for (int64_t j = offsets[i]; j < end && k < L;) {
-            const int c = next_byte(data, &j, end, mode);
-            if (c < 0) continue;
-            if (is_space((uint8_t)c)) {
-                if (len) emit(blob, vstart, vlen, slot_id, cap, scratch, len, row, &k);
-                len = 0;
-            } else {
-                scratch[len++] = (uint8_t)c;
-            }
-        }
-        if (len && k < L) emit(blob, vstart, vlen, slot_id, cap, scratch, len, row, &k);
-    }
-}
-
-/* The backward of a plain gather (Keras's Embedding): sums[ids[i]] += rows[i] and
- * squares[ids[i]] += rows[i] * rows[i] for every occurrence i in order, the two on two
- * threads.  rows is (N, D). */
-SCATTER_OPT static void scatter_rows_one(const float *restrict rows, const int64_t *restrict ids,
-                                         float *restrict dst, int64_t N, int64_t D, int square) {
-    for (int64_t i = 0; i < N; ++i) {
-        const float *r = rows + i * D;
-        float *row = dst + ids[i] * D;
-        if (square)
-            add_square_row(row, r, D);
-        else
-            add_row(row, r, D);
-    }
-}
-
-void scatter_rows_sums(const float *rows, const int64_t *ids, float *sums, float *squares,
-                       int64_t N, int64_t D) {
-#pragma omp parallel for schedule(static) num_threads(2) if (N * D >= PARALLEL_WORK)
-    for (int task = 0; task < 2; ++task) scatter_rows_one(rows, ids, task ? squares : sums, N, D, task);
-}
 
 /* The same sums for tables too large for the caches, grouped by row: a stable counting sort
  * of the N occurrences by id, then each row of sums and squares is zeroed and accumulated
  * in one place, in increasing occurrence index, so every element sees exactly the additions
- * of the scatters above in the same order.  Occurrence i reads row i / per of src (per = T
- * for bag means, 1 for plain gathers) and of src2, or src * src when src2 is NULL.  Rows are
- * written once and every row of the (V, D) outputs is written, so they need no zero fill.
+ * of the scatter above in the same order.  Occurrence i reads row i / per of src (per = T
+ * for bag means, 1 for plain gathers) and of src2, or src * src when src2 is NULL; squares
+ * is not computed when it is NULL.  Rows are written once and every row of the (V, D)
+ * outputs is written, so they need no zero fill.
  * Returns 0, or -1 when the working memory could not be allocated (nothing written). */
 int64_t grouped_scatter_sums(const float *src, const float *src2, const int64_t *ids,
                              float *sums, float *squares, int64_t N, int64_t per, int64_t V,
@@ -385,8 +241,13 @@ int64_t grouped_scatter_sums(const float *src, const float *src2, const int64_t 
     for (int64_t i = 0; i < N; ++i) order[cursor[ids[i]]++] = i / per;
 #pragma omp parallel for schedule(dynamic, 256) if (N * D >= PARALLEL_WORK)
     for (int64_t r = 0; r < V; ++r) {
-        float *sum = sums + r * D, *square = squares + r * D;
+        float *sum = sums + r * D;
         memset(sum, 0, (size_t)D * sizeof(float));
+        if (!squares) {
+            for (int64_t k = start[r]; k < start[r + 1]; ++k) add_row(sum, src + order[k] * D, D);
+            continue;
+        }
+        float *square = squares + r * D;
         memset(square, 0, (size_t)D * sizeof(float));
         for (int64_t k = start[r]; k < start[r + 1]; ++k) {
             const float *g = src + order[k] * D;

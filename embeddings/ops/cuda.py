@@ -1,7 +1,8 @@
-"""The CUDA path of the hot loop: Triton kernels for the bag mean's forward and backward.
+"""The CUDA kernels of the hot loop and of Adam, in Triton.
 
-:mod:`embeddings.ops` imports this module only for CUDA tensors and only when Triton
-imports (PyTorch's CUDA wheels for Linux bring it); otherwise the torch formulation runs.
+:mod:`embeddings.ops.dispatch` imports this module only for CUDA tensors and only when
+Triton imports (PyTorch's CUDA wheels for Linux bring it); otherwise the torch formulation
+(:mod:`embeddings.ops.reference`) runs.
 With ``TRITON_INTERPRET=1`` set before this module is first imported, the same kernels
 run on CPU tensors through Triton's interpreter, which is how the tests check them on a
 machine without a GPU.
@@ -21,6 +22,11 @@ Backward, two modes:
   row adds up its chunks ``ROWS`` at a time.  Every sum has a fixed shape and order, so
   the result is the same on every run, and no row waits on a long sequential chain
   however often its id occurs.
+
+Adam.  One program per block of elements applies Keras's update in float32 with IEEE's
+correctly rounded square root and division (``sqrt_rn``, ``div_rn``), compiled without
+fused multiply-adds (``enable_fp_fusion=False``), so that each element rounds as the
+C kernel and TensorFlow do.
 """
 
 from __future__ import annotations
@@ -32,6 +38,12 @@ import triton.language as tl
 CHUNK = 32  # occurrences per partial sum in the deterministic backward
 ROWS = 32  # partial sums added per step when a row combines its chunks
 MAX_BLOCK_D = 64  # columns per program; wider tables use several column blocks
+ADAM_BLOCK = 1024  # elements per program of the Adam update
+
+
+def accepts(*tensors: torch.Tensor | None) -> bool:
+    """Whether these tensors are on a CUDA device (Triton then runs them)."""
+    return all(t is None or t.device.type == "cuda" for t in tensors)
 
 
 @triton.jit
@@ -99,20 +111,23 @@ def _bag_mean_forward(weight, ids, starts, out, length, dim,
 
 @triton.jit
 def _bag_scatter_atomic(rows, squares, ids, starts, sums_out, squares_out, length, dim,
-                        RAGGED: tl.constexpr, BLOCK_D: tl.constexpr):
+                        RAGGED: tl.constexpr, SQUARES: tl.constexpr, BLOCK_D: tl.constexpr):
     bag, start, end = _bag_span(starts, length, RAGGED)
     cols, in_dim = _columns(dim, BLOCK_D)
     row = tl.load(rows + bag * dim + cols, mask=in_dim, other=0.0)
-    square = tl.load(squares + bag * dim + cols, mask=in_dim, other=0.0)
+    if SQUARES:
+        square = tl.load(squares + bag * dim + cols, mask=in_dim, other=0.0)
     for k in range(start, end):
         target = tl.load(ids + k) * dim + cols
         tl.atomic_add(sums_out + target, row, mask=in_dim, sem="relaxed")
-        tl.atomic_add(squares_out + target, square, mask=in_dim, sem="relaxed")
+        if SQUARES:
+            tl.atomic_add(squares_out + target, square, mask=in_dim, sem="relaxed")
 
 
 @triton.jit
 def _chunk_sums(rows, squares, bag_of_sorted, chunk_start, chunk_end, part_sums,
-                part_squares, dim, CHUNK: tl.constexpr, BLOCK_D: tl.constexpr):
+                part_squares, dim, SQUARES: tl.constexpr, CHUNK: tl.constexpr,
+                BLOCK_D: tl.constexpr):
     chunk = tl.program_id(0).to(tl.int64)
     cols, in_dim = _columns(dim, BLOCK_D)
     start = tl.load(chunk_start + chunk)
@@ -123,14 +138,16 @@ def _chunk_sums(rows, squares, bag_of_sorted, chunk_start, chunk_end, part_sums,
     where = bags[:, None] * dim + cols[None, :]  # (CHUNK, BLOCK_D)
     keep = valid[:, None] & in_dim[None, :]
     tile = tl.load(rows + where, mask=keep, other=0.0)
-    tile_sq = tl.load(squares + where, mask=keep, other=0.0)
     tl.store(part_sums + chunk * dim + cols, tl.sum(tile, axis=0), mask=in_dim)
-    tl.store(part_squares + chunk * dim + cols, tl.sum(tile_sq, axis=0), mask=in_dim)
+    if SQUARES:
+        tile_sq = tl.load(squares + where, mask=keep, other=0.0)
+        tl.store(part_squares + chunk * dim + cols, tl.sum(tile_sq, axis=0), mask=in_dim)
 
 
 @triton.jit
 def _row_sums(part_sums, part_squares, first_chunk, chunk_count, row_ids, sums_out,
-              squares_out, dim, ROWS: tl.constexpr, BLOCK_D: tl.constexpr):
+              squares_out, dim, SQUARES: tl.constexpr, ROWS: tl.constexpr,
+              BLOCK_D: tl.constexpr):
     row = tl.program_id(0).to(tl.int64)
     cols, in_dim = _columns(dim, BLOCK_D)
     first = tl.load(first_chunk + row)
@@ -142,10 +159,33 @@ def _row_sums(part_sums, part_squares, first_chunk, chunk_count, row_ids, sums_o
         where = pos[:, None] * dim + cols[None, :]
         keep = (pos < end)[:, None] & in_dim[None, :]
         acc += tl.sum(tl.load(part_sums + where, mask=keep, other=0.0), axis=0)
-        acc_sq += tl.sum(tl.load(part_squares + where, mask=keep, other=0.0), axis=0)
+        if SQUARES:
+            acc_sq += tl.sum(tl.load(part_squares + where, mask=keep, other=0.0), axis=0)
     target = tl.load(row_ids + row) * dim + cols
     tl.store(sums_out + target, acc, mask=in_dim)
-    tl.store(squares_out + target, acc_sq, mask=in_dim)
+    if SQUARES:
+        tl.store(squares_out + target, acc_sq, mask=in_dim)
+
+
+@triton.jit
+def _adam_update(param, grad, grad_sq, m, v, n, alpha, c1, c2, epsilon,
+                 HAS_SQ: tl.constexpr, BLOCK: tl.constexpr):
+    i = tl.program_id(0).to(tl.int64) * BLOCK + tl.arange(0, BLOCK)
+    inside = i < n
+    g = tl.load(grad + i, mask=inside, other=0.0)
+    if HAS_SQ:
+        g2 = tl.load(grad_sq + i, mask=inside, other=0.0)
+    else:
+        g2 = g * g
+    mi = tl.load(m + i, mask=inside, other=0.0)
+    vi = tl.load(v + i, mask=inside, other=0.0)
+    mi = mi + (g - mi) * c1
+    vi = vi + (g2 - vi) * c2
+    p = tl.load(param + i, mask=inside, other=0.0)
+    p = p - tl.math.div_rn(mi * alpha, tl.math.sqrt_rn(vi) + epsilon)
+    tl.store(m + i, mi, mask=inside)
+    tl.store(v + i, vi, mask=inside)
+    tl.store(param + i, p, mask=inside)
 
 
 def _block_d(dim: int) -> int:
@@ -157,8 +197,8 @@ def _warps(block: int) -> int:
     return max(1, block // 32)
 
 
-def bag_mean_forward(weight: torch.Tensor, ids: torch.Tensor,
-                     offsets: torch.Tensor | None = None) -> torch.Tensor:
+def bag_mean(weight: torch.Tensor, ids: torch.Tensor,
+             offsets: torch.Tensor | None) -> torch.Tensor:
     """Means of dense ``(B, T)`` bags, or of ragged 1-D ids cut at ``(B,)`` ``offsets``.
 
     Returns:
@@ -181,26 +221,33 @@ def bag_mean_forward(weight: torch.Tensor, ids: torch.Tensor,
     return out
 
 
-def bag_scatter_sums(rows: torch.Tensor, squares: torch.Tensor, ids: torch.Tensor,
-                     offsets: torch.Tensor | None, count: int, deterministic: bool
-                     ) -> tuple[torch.Tensor, torch.Tensor]:
-    """The bag mean's backward: ``(count, D)`` sums of ``rows[b]`` and of ``squares[b]``
-    over every occurrence of each id in bag ``b``.
+def bag_scatter(rows: torch.Tensor, squared: torch.Tensor | None, ids: torch.Tensor,
+                offsets: torch.Tensor | None, count: int, *, squares: bool,
+                deterministic: bool) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """The bag mean's backward: ``(count, D)`` sums of ``rows[b]`` over every occurrence of
+    each id in bag ``b``, and (with ``squares``) of ``squared[b]`` (``rows[b] ** 2`` when
+    ``None``).
 
     Args:
         rows (torch.Tensor): ``(B, D)`` gradient row of each occurrence of bag ``b``.
-        squares (torch.Tensor): ``(B, D)`` its elementwise square.
+        squared (torch.Tensor | None): ``(B, D)`` its elementwise square, or ``None``.
         ids (torch.Tensor): ``(B, T)`` dense ids, or ``(N,)`` with ``offsets``.
         offsets (torch.Tensor | None): ``(B,)`` bag starts of ragged ids, else ``None``.
         count (int): rows of the table.
+        squares (bool): whether to compute the squared sums.
         deterministic (bool): sorted, reproducible sums instead of atomic adds.
 
     Returns:
-        tuple[torch.Tensor, torch.Tensor]: the sums and the squared sums.
+        tuple[torch.Tensor, torch.Tensor | None]: the sums and the squared sums.
     """
     dim = rows.shape[1]
     sums = torch.zeros(count, dim, dtype=rows.dtype, device=rows.device)
-    sums_sq = torch.zeros_like(sums)
+    sums_sq = torch.zeros_like(sums) if squares else None
+    if squares and squared is None:
+        squared = rows * rows
+    # Without squares the kernels never read these two; any valid pointer will do.
+    squared_in = squared if squared is not None else rows
+    squares_out = sums_sq if sums_sq is not None else sums
     if ids.numel() == 0:
         return sums, sums_sq
     block = _block_d(dim)
@@ -209,13 +256,13 @@ def bag_scatter_sums(rows: torch.Tensor, squares: torch.Tensor, ids: torch.Tenso
     if not deterministic:
         if offsets is None:
             _bag_scatter_atomic[(rows.shape[0], columns)](
-                rows, squares, flat, flat, sums, sums_sq, ids.shape[1], dim, RAGGED=False,
-                BLOCK_D=block, num_warps=_warps(block))
+                rows, squared_in, flat, flat, sums, squares_out, ids.shape[1], dim,
+                RAGGED=False, SQUARES=squares, BLOCK_D=block, num_warps=_warps(block))
         else:
             starts = torch.cat([offsets, offsets.new_tensor([flat.numel()])])  # (B + 1,)
             _bag_scatter_atomic[(rows.shape[0], columns)](
-                rows, squares, flat, starts, sums, sums_sq, 0, dim, RAGGED=True, BLOCK_D=block,
-                num_warps=_warps(block))
+                rows, squared_in, flat, starts, sums, squares_out, 0, dim, RAGGED=True,
+                SQUARES=squares, BLOCK_D=block, num_warps=_warps(block))
         return sums, sums_sq
     sorted_ids, order = torch.sort(flat, stable=True)  # each row's occurrences together
     if offsets is None:
@@ -235,11 +282,26 @@ def bag_scatter_sums(rows: torch.Tensor, squares: torch.Tensor, ids: torch.Tenso
     chunk_start = row_start[chunk_row] + within * CHUNK
     chunk_end = torch.minimum(chunk_start + CHUNK, (row_start + per_row)[chunk_row])
     part_sums = torch.empty(len(chunk_row), dim, dtype=rows.dtype, device=rows.device)
-    part_squares = torch.empty_like(part_sums)
-    _chunk_sums[(len(chunk_row), columns)](rows, squares, bag_of_sorted, chunk_start,
+    part_squares = torch.empty_like(part_sums) if squares else part_sums
+    _chunk_sums[(len(chunk_row), columns)](rows, squared_in, bag_of_sorted, chunk_start,
                                            chunk_end, part_sums, part_squares, dim,
-                                           CHUNK=CHUNK, BLOCK_D=block)
+                                           SQUARES=squares, CHUNK=CHUNK, BLOCK_D=block)
     _row_sums[(len(row_ids), columns)](part_sums, part_squares, first_chunk, chunks_per_row,
-                                       row_ids, sums, sums_sq, dim, ROWS=ROWS, BLOCK_D=block,
-                                       num_warps=_warps(block))
+                                       row_ids, sums, squares_out, dim, SQUARES=squares,
+                                       ROWS=ROWS, BLOCK_D=block, num_warps=_warps(block))
     return sums, sums_sq
+
+
+def adam_update(param: torch.Tensor, grad: torch.Tensor, grad_sq: torch.Tensor | None,
+                m: torch.Tensor, v: torch.Tensor, alpha: float, c1: float, c2: float,
+                epsilon: float) -> None:
+    """In place: ``m += (g - m) c1``, ``v += (g2 - v) c2``, ``p -= m alpha / (sqrt(v) + eps)``
+    in float32 (``g2`` is ``grad_sq``, or ``grad ** 2`` when ``None``), element by element
+    as the C kernel rounds it."""
+    n = param.numel()
+    if n == 0:
+        return
+    grid = (triton.cdiv(n, ADAM_BLOCK),)
+    _adam_update[grid](param, grad.contiguous(), grad_sq if grad_sq is not None else grad, m,
+                       v, n, alpha, c1, c2, epsilon, HAS_SQ=grad_sq is not None,
+                       BLOCK=ADAM_BLOCK, enable_fp_fusion=False)

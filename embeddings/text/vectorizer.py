@@ -13,7 +13,9 @@ here is a byte rule (``PARITY.md`` sections 1-5):
   with zeros on the right.
 
 Text can be given as ``str`` or ``bytes``; a ``str`` is encoded as UTF-8 with
-``surrogateescape``, so bytes decoded that way come back unchanged.
+``surrogateescape``, so bytes decoded that way come back unchanged.  Outputs are NumPy
+int64 arrays: the engine imports no torch, Keras or TensorFlow (callers convert at
+their boundary, e.g. ``torch.from_numpy``).
 
 >>> vec = TextVectorization(max_tokens=10, output_sequence_length=5)
 >>> vec.adapt(["a b c d e f g"])
@@ -33,9 +35,8 @@ from typing import TypeVar
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
-import torch
 
-from embeddings import kernels
+from embeddings.text import native
 
 TextLike = str | bytes
 Standardizer = Callable[[bytes], bytes | str]
@@ -159,7 +160,7 @@ class TextVectorization:
         self.split = split
         self.output_mode = output_mode
         self.output_sequence_length = output_sequence_length
-        self._table: kernels.VocabularyTable | None = None
+        self._table: native.VocabularyTable | None = None
         self._set_tokens([PAD_TOKEN.encode(), OOV_TOKEN.encode()])
         if vocabulary is not None:
             self.set_vocabulary(vocabulary)
@@ -175,8 +176,8 @@ class TextVectorization:
         """
         if self.standardize is None:
             docs = _as_strings([_to_bytes(t) for t in texts])
-        elif isinstance(self.standardize, str) and kernels.available():
-            data, offsets = kernels.standardize([_to_bytes(t) for t in texts], self.standardize)
+        elif isinstance(self.standardize, str) and native.available():
+            data, offsets = native.standardize([_to_bytes(t) for t in texts], self.standardize)
             docs = pa.LargeStringArray.from_buffers(len(offsets) - 1, pa.py_buffer(offsets),
                                                     pa.py_buffer(data))
         elif isinstance(self.standardize, str):
@@ -218,7 +219,7 @@ class TextVectorization:
         """
         texts = list(texts)
         if self.split == "whitespace" and not callable(self.standardize) and \
-                kernels.available():
+                native.available():
             learned = self._adapt_compiled(texts)
         else:
             learned = self._adapt_arrow(texts)
@@ -230,8 +231,8 @@ class TextVectorization:
         mode = self.standardize if isinstance(self.standardize, str) else "none"
 
         def count(chunk: list[TextLike]) -> tuple[list[bytes], list[int]]:
-            data, offsets = kernels.standardize([_to_bytes(t) for t in chunk], mode)
-            starts, lengths, counts = kernels.count_tokens(data, offsets)
+            data, offsets = native.standardize([_to_bytes(t) for t in chunk], mode)
+            starts, lengths, counts = native.count_tokens(data, offsets)
             raw = data.tobytes()
             return ([raw[s:s + n] for s, n in zip(starts.tolist(), lengths.tolist(),
                                                    strict=True)], counts.tolist())
@@ -254,11 +255,11 @@ class TextVectorization:
         """Standardize, split and look up in one compiled pass per chunk (a chunk per thread),
         reading only as much of each text as its first ``length`` tokens need."""
         if self._table is None:
-            self._table = kernels.VocabularyTable(self._tokens)
+            self._table = native.VocabularyTable(self._tokens)
         table = self._table
         mode = self.standardize if isinstance(self.standardize, str) else "none"
         parts = self._per_chunk(
-            lambda chunk: kernels.encode([_to_bytes(t) for t in chunk], mode, table, length),
+            lambda chunk: native.encode([_to_bytes(t) for t in chunk], mode, table, length),
             batch)
         return np.concatenate(parts) if parts else np.zeros((0, length), dtype=np.int64)
 
@@ -334,14 +335,14 @@ class TextVectorization:
         return len(self._tokens)
 
     # -- tokens to ids -------------------------------------------------------
-    def __call__(self, texts: TextLike | Iterable[TextLike]) -> torch.Tensor:
+    def __call__(self, texts: TextLike | Iterable[TextLike]) -> np.ndarray:
         """Vectorize ``texts``.
 
         Args:
             texts (str | bytes | Iterable[str | bytes]): one text or many.
 
         Returns:
-            torch.Tensor: int64 ids of shape ``(N, output_sequence_length)`` (``(1, L)``
+            np.ndarray: int64 ids of shape ``(N, output_sequence_length)`` (``(1, L)``
             for a single text); unknown tokens are 1, padding is 0 on the right.
         """
         if len(self._tokens) <= 2:
@@ -351,8 +352,8 @@ class TextVectorization:
         batch = [texts] if isinstance(texts, (str, bytes)) else list(texts)
         length = self.output_sequence_length
         if length is not None and self.split == "whitespace" and \
-                not callable(self.standardize) and kernels.available():
-            return torch.from_numpy(self._encode_compiled(batch, length))
+                not callable(self.standardize) and native.available():
+            return self._encode_compiled(batch, length)
 
         def encode(chunk: list[TextLike]) -> tuple[np.ndarray, np.ndarray]:
             lists = self._token_lists(chunk, length)
@@ -369,4 +370,4 @@ class TextVectorization:
         ids = np.zeros((len(lengths), width), dtype=np.int64)
         filled = np.arange(width) < lengths[:, None]  # (N, L): positions holding a token
         ids[filled] = np.concatenate([p[1] for p in parts])
-        return torch.from_numpy(ids)
+        return ids

@@ -1,0 +1,114 @@
+"""The pure-torch formulation of the kernels: any device, any float dtype.
+
+It defines the float32 operation order the compiled kernels keep (TensorFlow's):
+the dense mean sums four interleaved lanes (``PARITY.md`` section 8), the backward
+accumulates occurrences in order like ``unsorted_segment_sum``, and Adam is Keras's
+formula with a correctly rounded square root (section 7).  It runs wherever neither
+the C kernels (CPU) nor Triton (CUDA) can, and is what the tests compare them with.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+from embeddings.ops.cpu import check_ids
+
+_LANES = 4  # TensorFlow's interleaved accumulators for the mean over positions
+
+
+def accepts(*tensors: torch.Tensor | None) -> bool:
+    """The reference takes every tensor."""
+    return True
+
+
+def tf_order_mean(rows: torch.Tensor) -> torch.Tensor:
+    """Mean over dim 1 of ``rows`` in TensorFlow's CPU summation order.
+
+    Args:
+        rows (torch.Tensor): ``(B, T, D)`` float tensor.
+
+    Returns:
+        torch.Tensor: ``(B, D)``, the sum in four interleaved lanes divided by ``T``.
+    """
+    batch, length, dim = rows.shape
+    pad = -length % _LANES
+    if pad:
+        rows = F.pad(rows, (0, 0, 0, pad))  # adding +0.0 leaves every lane sum unchanged
+    lanes = rows.view(batch, -1, _LANES, dim)  # (B, T, D) -> (B, T/4, 4, D)
+    acc = torch.zeros_like(lanes[:, 0])  # (B, 4, D): each lane sums from 0, as in TensorFlow
+    for k in range(lanes.shape[1]):
+        acc += lanes[:, k]
+    total = ((acc[:, 0] + acc[:, 1]) + acc[:, 2]) + acc[:, 3]  # (B, D)
+    return total / length
+
+
+def bag_of(lengths: torch.Tensor) -> torch.Tensor:
+    """``(N,)`` bag index of each occurrence, from the ``(B,)`` bag lengths."""
+    return torch.repeat_interleave(torch.arange(len(lengths), device=lengths.device), lengths)
+
+
+def bag_lengths(ids: torch.Tensor, offsets: torch.Tensor) -> torch.Tensor:
+    """``(B,)`` lengths of ragged bags: ``(N,)`` ids cut at ``(B,)`` offsets."""
+    return torch.diff(offsets, append=offsets.new_tensor([ids.numel()]))
+
+
+def bag_mean(weight: torch.Tensor, ids: torch.Tensor,
+             offsets: torch.Tensor | None) -> torch.Tensor:
+    """Dense ``(B, T)`` bags in TensorFlow's lane order, or ragged ``(N,)`` ids cut at
+    ``(B,)`` offsets summed in id order; ``(B, D)`` means (an empty bag gives zeros).
+
+    Raises:
+        IndexError: a CPU id outside the table.
+    """
+    check_ids(ids, weight.shape[0])
+    if offsets is None:
+        return tf_order_mean(F.embedding(ids, weight))  # (B, T) -> (B, T, D) -> (B, D)
+    lengths = bag_lengths(ids, offsets)
+    counts = lengths.clamp(min=1).to(weight.dtype)[:, None]  # (B, 1)
+    sums = torch.zeros(len(offsets), weight.shape[1], dtype=weight.dtype, device=weight.device)
+    sums.index_add_(0, bag_of(lengths), F.embedding(ids, weight))  # (N, D) -> (B, D)
+    return sums / counts
+
+
+def bag_scatter(rows: torch.Tensor, squared: torch.Tensor | None, ids: torch.Tensor,
+                offsets: torch.Tensor | None, count: int, *, squares: bool,
+                deterministic: bool) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """The bag mean's backward: ``(count, D)`` sums of ``rows[b]`` over every occurrence of
+    each id in bag ``b``, in occurrence order, and (with ``squares``) of ``squared[b]``, or
+    ``rows[b] ** 2`` when ``squared`` is ``None``.  ``index_add_`` is reproducible on the
+    CPU; on CUDA it is when ``torch.use_deterministic_algorithms(True)`` is on, which
+    :func:`embeddings.ops.bag.resolve_deterministic` requires for ``deterministic``."""
+    del deterministic  # torch's own global mode decides, checked by the caller
+    if offsets is None:
+        length = ids.shape[1]
+        per_occurrence = torch.arange(ids.numel(), device=ids.device) // length
+    else:
+        per_occurrence = bag_of(bag_lengths(ids, offsets))
+    flat = ids.reshape(-1)
+    dim = rows.shape[1]
+    if squared is None and squares:
+        squared = rows * rows
+    parts = [rows] if squared is None or not squares else [rows, squared]
+    sources = torch.cat(parts, dim=1)[per_occurrence]  # (B, kD) -> (N, kD): a row per occurrence
+    sums = torch.zeros(count, sources.shape[1], dtype=rows.dtype, device=rows.device)
+    sums.index_add_(0, flat, sources)  # (N, kD) -> (V, kD)
+    return sums[:, :dim], (sums[:, dim:] if squares else None)
+
+
+def adam_update(param: torch.Tensor, grad: torch.Tensor, grad_sq: torch.Tensor | None,
+                m: torch.Tensor, v: torch.Tensor, alpha: float, c1: float, c2: float,
+                epsilon: float) -> None:
+    """In place: ``m += (g - m) c1``, ``v += (g2 - v) c2``, ``p -= m alpha / (sqrt(v) + eps)``,
+    with the scalars as 0-dim tensors of the parameter's dtype and ``g2`` being ``grad_sq``
+    or ``grad ** 2``.  The square root goes through float64, which rounds it correctly like
+    ``tf.sqrt`` (CPU ``torch.sqrt`` in float32 is off by one ulp on some inputs)."""
+    def scalar(x: float) -> torch.Tensor:
+        return torch.tensor(x, dtype=param.dtype, device=param.device)
+
+    g2 = grad * grad if grad_sq is None else grad_sq
+    with torch.no_grad():
+        m.add_((grad - m) * scalar(c1))
+        v.add_((g2 - v) * scalar(c2))
+        root = torch.sqrt(v.double()).to(v.dtype)
+        param.sub_((m * scalar(alpha)) / (root + scalar(epsilon)))
