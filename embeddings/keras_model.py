@@ -8,25 +8,32 @@ through ``torch.utils.tensorboard`` (see :mod:`embeddings.train`).
 
 Keras on torch hands Adam a dense embedding gradient, while TensorFlow hands it
 one row per token occurrence and Keras's Adam then sums their *squares* into
-the second moment (``PARITY.md`` sections 7 and 10).  Two extension points of
-Keras close that gap:
+the second moment (``PARITY.md`` sections 7 and 10).  Keras's own extension points
+close that gap, with the squared-gradient contract of :mod:`embeddings.ops.bag`:
 
-* :class:`OccurrenceEmbedding` (a ``keras.layers.Embedding``) whose backward
-  also delivers the per-row sum of squared occurrence gradients;
-* :class:`TFAdam` (a ``keras.optimizers.Adam``) which uses that sum, and
-  float64 square roots (correctly rounded, like ``tf.sqrt``).
+* :class:`OccurrenceEmbedding` (a ``keras.layers.Embedding``) owns a second variable,
+  ``occurrence_squares``, whose gradient is the per-row sum of squared occurrence
+  gradients.  It is marked ``overwrite_with_gradient``, Keras's mechanism for
+  variables that receive a value from the backward pass: the optimizer writes the
+  gradient into it instead of updating it, so after each step it holds that step's sums.
+* :class:`TFAdam` (a ``keras.optimizers.Adam``) applies :func:`embeddings.optim.adam_update`
+  (the native optimizer's update) and feeds each table its sink's squared sums.
 """
 
 from __future__ import annotations
 
 import os
 import sys
+from collections.abc import Mapping
 from typing import Any
 
+import numpy as np
 import torch
 
-from embeddings import kernels
-from embeddings.ops import add_grad_sq, scatter_occurrences
+from embeddings import weights
+from embeddings.errors import MissingExtra, Unavailable
+from embeddings.ops import embedding_gather
+from embeddings.optim import adam_scalars, adam_update
 
 BACKEND = "torch"
 
@@ -35,14 +42,14 @@ def _set_backend() -> None:
     """Make Keras load on torch, refusing a conflicting choice instead of switching silently."""
     chosen = os.environ.get("KERAS_BACKEND")
     if chosen not in (None, "", BACKEND):
-        raise RuntimeError(
+        raise Unavailable(
             f"KERAS_BACKEND={chosen} is set, but --backend keras runs Keras on its torch backend. "
             f"Received: KERAS_BACKEND={chosen!r}; unset it or set KERAS_BACKEND=torch."
         )
     if "keras" in sys.modules:
         loaded = sys.modules["keras"].backend.backend()
         if loaded != BACKEND:
-            raise RuntimeError(
+            raise Unavailable(
                 f"Keras is already loaded on the {loaded} backend in this process; "
                 "--backend keras needs Keras on torch. Received: keras backend="
                 f"{loaded!r}; start a fresh process with KERAS_BACKEND=torch."
@@ -54,99 +61,119 @@ _set_backend()
 try:
     import keras
 except ImportError as err:  # pragma: no cover - exercised only without the extra
-    raise ImportError(
+    raise MissingExtra(
         "--backend keras needs Keras 3: pip install 'embeddings[keras]'"
     ) from err
 
 
-class _GatherWithSquares(torch.autograd.Function):
-    """``weight[ids]`` whose backward also stores the per-row sum of squared row gradients."""
-
-    @staticmethod
-    def forward(ctx: Any, weight: torch.Tensor, ids: torch.Tensor) -> torch.Tensor:
-        ctx.save_for_backward(ids)
-        ctx.weight = weight
-        return torch.nn.functional.embedding(ids, weight)  # (B, T) -> (B, T, D)
-
-    @staticmethod
-    def backward(ctx: Any, grad: torch.Tensor) -> tuple[torch.Tensor, None]:
-        (ids,) = ctx.saved_tensors
-        weight: torch.Tensor = ctx.weight
-        rows = grad.reshape(-1, weight.shape[1])  # (B, T, D) -> (B*T, D): one per occurrence
-        total, square = scatter_occurrences(rows, ids.reshape(-1).to(torch.int64),
-                                            weight.shape[0])
-        add_grad_sq(weight, square)
-        return total, None
+SINK = "occurrence_squares"
 
 
 @keras.saving.register_keras_serializable(package="embeddings")
 class OccurrenceEmbedding(keras.layers.Embedding):
     """``keras.layers.Embedding`` whose gradient also carries TensorFlow's per-occurrence squares.
 
-    The forward is the stock layer's; the backward sets ``grad`` as usual and
-    ``grad_sq`` (sum over occurrences of the squared row gradient) on the
-    table, which :class:`TFAdam` uses as TensorFlow's ``IndexedSlices`` path
-    does.  Saved models name it ``embeddings>OccurrenceEmbedding``;
+    The forward is the stock layer's lookup; the backward gives the table its summed
+    gradient and the ``occurrence_squares`` variable the sum of squared occurrence
+    gradients, which :class:`TFAdam` uses as TensorFlow's ``IndexedSlices`` path does.
+    Saved models name it ``embeddings>OccurrenceEmbedding`` and store only the table;
     :mod:`embeddings.convert` writes plain ``Embedding`` layers for exchange.
+
+    Args:
+        deterministic (bool | None): a reproducible backward on CUDA (see
+            :func:`embeddings.ops.embedding_bag_mean`). Default: ``None``.
+        **kwargs: ``keras.layers.Embedding``'s arguments.
     """
 
+    def __init__(self, *args: Any, deterministic: bool | None = None, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.deterministic = deterministic
+
+    def build(self, input_shape: Any = None) -> None:
+        if self.built:
+            return
+        super().build(input_shape)
+        self.occurrence_squares = self.add_weight(
+            shape=(self.input_dim, self.output_dim), initializer="zeros", trainable=True,
+            overwrite_with_gradient=True, name=SINK)
+
     def call(self, inputs: Any) -> Any:
-        ids = inputs if inputs.dtype in (torch.int32, torch.int64) else inputs.to(torch.int64)
-        return _GatherWithSquares.apply(self.embeddings.value, ids)
+        return embedding_gather(self.embeddings.value, inputs,
+                                squares=self.occurrence_squares.value,
+                                deterministic=self.deterministic)
+
+    def save_own_variables(self, store: Any) -> None:
+        store["0"] = self.embeddings  # the sink holds no weights
+
+    def load_own_variables(self, store: Any) -> None:
+        self.embeddings.assign(store["0"])
+
+    def get_config(self) -> dict[str, Any]:
+        return {**super().get_config(), "deterministic": self.deterministic}
 
 
 @keras.saving.register_keras_serializable(package="embeddings")
 class TFAdam(keras.optimizers.Adam):
-    """Keras's Adam with TensorFlow's arithmetic: the generic update rule (not the torch
-    backend's fused variant), correctly rounded square roots, and, for a variable whose
-    gradient came with ``grad_sq``, that sum of squares as the second-moment input."""
+    """Keras's Adam with TensorFlow's arithmetic: :func:`embeddings.optim.adam_update` (the
+    generic rule in float32 with correctly rounded square roots, not the torch backend's
+    fused variant) and, for a table with a squared-gradient sink in the same layer, the
+    sink's per-occurrence squared sums as the second-moment input.
+
+    Args:
+        squares (Mapping[str, str] | None): table variable name -> sink variable name,
+            paired within each layer (by path, whatever the model's name).
+            Default: ``{"embeddings": "occurrence_squares"}``.
+        **kwargs: ``keras.optimizers.Adam``'s arguments.
+    """
+
+    def __init__(self, *args: Any, squares: Mapping[str, str] | None = None,
+                 **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.squares = dict(squares if squares is not None else {"embeddings": SINK})
+
+    def build(self, var_list: list[Any]) -> None:
+        super().build(var_list)  # overwrite_with_gradient sinks get no moments
+        index = {v.path: i for i, v in enumerate(var_list)}
+        # variable indices, not variables: attributes holding variables would be tracked
+        self._sink_index = {}
+        for path, i in index.items():
+            layer, _, name = path.rpartition("/")
+            sink = index.get(f"{layer}/{self.squares[name]}") if name in self.squares else None
+            if sink is not None:
+                self._sink_index[i] = sink
 
     def update_step(self, gradient: Any, variable: Any, learning_rate: Any) -> None:
-        dtype = variable.value.dtype
-        f32 = dict(dtype=dtype, device=variable.value.device)
-        step = torch.tensor(float(self.iterations.value + 1), **f32)
-        beta_1_power = torch.tensor(self.beta_1, **f32) ** step
-        beta_2_power = torch.tensor(self.beta_2, **f32) ** step
-        lr = torch.as_tensor(getattr(learning_rate, "value", learning_rate)).to(**f32)
-        alpha = lr * _sqrt(1 - beta_2_power) / (1 - beta_1_power)
-        g = gradient.to(dtype).contiguous()
-        g2 = getattr(variable.value, "grad_sq", None)
-        variable.value.grad_sq = None  # consumed
+        lr = float(torch.as_tensor(getattr(learning_rate, "value", learning_rate)))
+        scalars = adam_scalars(lr, self.beta_1, self.beta_2, self.epsilon,
+                               int(self.iterations.value) + 1)
         index = self._get_variable_index(variable)
-        m, v = self._momentums[index].value, self._velocities[index].value
-        p = variable.value
-        if kernels.usable(p, g, m, v, *([] if g2 is None else [g2])):
-            # float32 arguments: 1 - beta_1 rounds to 0.1f, as in TensorFlow
-            kernels.adam_update(p, g, g2, m, v, alpha.item(), 1 - self.beta_1, 1 - self.beta_2,
-                                self.epsilon)
-            return
-        if g2 is None:
-            g2 = g * g
-        with torch.no_grad():
-            m.add_((g - m) * torch.tensor(1 - self.beta_1, **f32))
-            v.add_((g2 - v) * torch.tensor(1 - self.beta_2, **f32))
-            variable.value.sub_((m * alpha) / (_sqrt(v) + torch.tensor(self.epsilon, **f32)))
+        sink = self._sink_index.get(index)
+        grad_sq = self._trainable_variables[sink].value if sink is not None else None
+        adam_update(variable.value, gradient.to(variable.value.dtype).contiguous(), grad_sq,
+                    self._momentums[index].value, self._velocities[index].value, scalars)
 
-
-def _sqrt(x: torch.Tensor) -> torch.Tensor:
-    return torch.sqrt(x.double()).to(x.dtype)
+    def get_config(self) -> dict[str, Any]:
+        return {**super().get_config(), "squares": self.squares}
 
 
 def build_model(
     vocab_size: int, embedding_dim: int = 16, hidden_units: int = 16, *,
-    sequence_length: int | None = None, exact_embedding: bool = True, compile: bool = True,
+    sequence_length: int | None = None, learning_rate: float = 1e-3,
+    exact_embedding: bool = True, deterministic: bool | None = None, compile: bool = True,
 ) -> keras.Sequential:
-    """The tutorial's ``Sequential``, compiled as in the tutorial.
+    """The tutorial's ``Sequential``, built for ``(None, T)`` int64 ids and compiled as the
+    tutorial compiles it.
 
     Args:
         vocab_size (int): V.
         embedding_dim (int): D. Default: ``16``.
         hidden_units (int): H. Default: ``16``.
-        sequence_length (int | None): builds the model for ``(None, T)`` inputs when given.
-            Default: ``None`` (built on first call).
+        sequence_length (int | None): T, or ``None`` for any length. Default: ``None``.
+        learning_rate (float): Adam's learning rate. Default: ``1e-3``.
         exact_embedding (bool): use :class:`OccurrenceEmbedding` and :class:`TFAdam`
             (TensorFlow's update); ``False`` gives the stock ``Embedding`` and ``Adam``.
             Default: ``True``.
+        deterministic (bool | None): see :class:`OccurrenceEmbedding`. Default: ``None``.
         compile (bool): compile with the tutorial's optimizer, loss and metric (an exported
             model is saved uncompiled, so any Keras loads it without optimizer state).
             Default: ``True``.
@@ -155,18 +182,20 @@ def build_model(
         keras.Sequential: layers ``embedding``, ``global_average_pooling1d``, ``dense``,
         ``dense_1``.
     """
-    embedding_cls = OccurrenceEmbedding if exact_embedding else keras.layers.Embedding
-    layers: list[Any] = [] if sequence_length is None else [keras.Input((sequence_length,),
-                                                                        dtype="int64")]
-    model = keras.Sequential(layers + [
-        embedding_cls(vocab_size, embedding_dim, name="embedding"),
+    embedding: Any = (OccurrenceEmbedding(vocab_size, embedding_dim, name="embedding",
+                                          deterministic=deterministic)
+                      if exact_embedding else
+                      keras.layers.Embedding(vocab_size, embedding_dim, name="embedding"))
+    model = keras.Sequential([
+        keras.Input((sequence_length,), dtype="int64"),
+        embedding,
         keras.layers.GlobalAveragePooling1D(name="global_average_pooling1d"),
         keras.layers.Dense(hidden_units, activation="relu", name="dense"),
         keras.layers.Dense(1, name="dense_1"),
     ])
     if not compile:
         return model
-    optimizer = TFAdam() if exact_embedding else keras.optimizers.Adam()
+    optimizer = (TFAdam if exact_embedding else keras.optimizers.Adam)(learning_rate=learning_rate)
     model.compile(optimizer=optimizer,
                   loss=keras.losses.BinaryCrossentropy(from_logits=True),
                   metrics=["accuracy"])
@@ -179,16 +208,27 @@ def keras_device(device: torch.device) -> str:
     return device.type if device.index is None else f"{device.type}:{device.index}"
 
 
-def set_native_weights(model: keras.Model, state_dict: dict[str, torch.Tensor]) -> None:
-    """Load a :class:`~embeddings.model.SentimentClassifier` state (same layout) into ``model``."""
-    from embeddings.model import KERAS_NAMES
+def native_variables(model: keras.Model) -> dict[str, Any]:
+    """The model's variables by native name (:mod:`embeddings.weights`)."""
+    found = {}
+    for w in weights.WEIGHTS:
+        matches = [v for v in model.weights if v.path == w.keras or v.path.endswith("/" + w.keras)]
+        if len(matches) != 1:
+            raise ValueError(f"The Keras model has no single variable {w.keras}. "
+                             f"Received: {[v.path for v in model.weights]}")
+        found[w.native] = matches[0]
+    return found
 
-    model.set_weights([state_dict[name].detach().cpu().numpy() for name in KERAS_NAMES])
+
+def set_native_weights(model: keras.Model, arrays: Mapping[str, Any]) -> None:
+    """Load tutorial-model weights under their native names (same layout) into ``model``."""
+    for name, variable in native_variables(model).items():
+        value = arrays[name]
+        variable.assign(value.detach().cpu().numpy() if isinstance(value, torch.Tensor)
+                        else np.asarray(value))
 
 
-def native_weights(model: keras.Model) -> dict[str, torch.Tensor]:
-    """``model``'s weights under the native parameter names (bit-identical copies)."""
-    from embeddings.model import KERAS_NAMES
-
-    return {name: variable.value.detach().cpu().clone()
-            for name, variable in zip(KERAS_NAMES, model.weights, strict=True)}
+def native_weights(model: keras.Model) -> dict[str, np.ndarray]:
+    """``model``'s weights under the native names (bit-identical copies)."""
+    return {name: variable.value.detach().cpu().numpy().copy()
+            for name, variable in native_variables(model).items()}

@@ -5,31 +5,27 @@ D embedding width (16), H hidden units (16).
 
 ``ids (B, T) -> MeanEmbedding -> (B, D) -> Dense(H) + ReLU -> (B, H) -> Dense(1) -> (B,)``
 
-Parameters keep the Keras layout and names, so they map one to one:
-``embedding.embeddings`` ``(V, D)``, ``dense.kernel`` ``(D, H)``, ``dense.bias``,
-``dense_1.kernel`` ``(H, 1)``, ``dense_1.bias``.  There is no ``padding_idx``:
-padding positions count in the mean and the padding row trains, as in Keras.
+Parameters keep the Keras layout and names (:mod:`embeddings.weights`), so they map one
+to one: ``embedding.embeddings`` ``(V, D)``, ``dense.kernel`` ``(D, H)``, ``dense.bias``,
+``dense_1.kernel`` ``(H, 1)``, ``dense_1.bias``.  There is no ``padding_idx``: padding
+positions count in the mean and the padding row trains, as in Keras.  The embedding also
+owns ``embedding.occurrence_squares``, the sink of its per-occurrence squared gradient
+(:mod:`embeddings.ops.bag`), which holds no weights and is not in ``state_dict()``.
 """
 
 from __future__ import annotations
 
 import math
 import random
+from collections.abc import Mapping
 
+import numpy as np
 import torch
 from torch import nn
 
+from embeddings import weights
 from embeddings.ops import MeanEmbedding
 from embeddings.tfrandom import stateless_uniform
-
-# Keras's weight names for each of our parameters.
-KERAS_NAMES = {
-    "embedding.embeddings": "embedding/embeddings",
-    "dense.kernel": "dense/kernel",
-    "dense.bias": "dense/bias",
-    "dense_1.kernel": "dense_1/kernel",
-    "dense_1.bias": "dense_1/bias",
-}
 
 
 class Dense(nn.Module):
@@ -78,6 +74,19 @@ class SentimentClassifier(nn.Module):
         self.dense = Dense(embedding_dim, hidden_units)
         self.dense_1 = Dense(hidden_units, 1)
 
+    @classmethod
+    def from_weights(cls, arrays: Mapping[str, np.ndarray | torch.Tensor],
+                     where: str = "the weights") -> SentimentClassifier:
+        """The model holding ``arrays`` (native names, Keras layout), in evaluation mode.
+
+        Raises:
+            ValueError: names or shapes that are not the tutorial model's (naming ``where``).
+        """
+        vocab_size, dim, hidden = weights.dims(arrays, where)
+        model = cls(vocab_size, dim, hidden)
+        model.load_state_dict({k: torch.as_tensor(np.asarray(v)) for k, v in arrays.items()})
+        return model.eval()
+
     def forward(self, ids: torch.Tensor) -> torch.Tensor:
         """Logits for a batch of id sequences.
 
@@ -92,9 +101,9 @@ class SentimentClassifier(nn.Module):
         return self.dense_1(hidden).squeeze(1)  # (B, H) -> (B, 1) -> (B,)
 
 
-@torch.no_grad()
-def keras_init_(model: SentimentClassifier, seed: int) -> None:
-    """Give ``model`` the initial weights TensorFlow gives the tutorial for ``seed``.
+def keras_initial_weights(vocab_size: int, embedding_dim: int, hidden_units: int,
+                          seed: int) -> dict[str, np.ndarray]:
+    """The initial weights TensorFlow gives the tutorial model for ``seed``, by native name.
 
     ``keras.utils.set_random_seed(seed)`` seeds Python's ``random``; each layer
     then draws ``random.randint(1, 10**9)`` when it is constructed (Embedding,
@@ -102,22 +111,42 @@ def keras_init_(model: SentimentClassifier, seed: int) -> None:
     ``[s mod (2**31 - 2), 0]``.  Biases start at zero.  (``PARITY.md`` section 8.)
 
     Args:
-        model (SentimentClassifier): the model to fill in place.
+        vocab_size (int): V.
+        embedding_dim (int): D.
+        hidden_units (int): H.
         seed (int): the ``keras.utils.set_random_seed`` value.
+
+    Returns:
+        dict[str, np.ndarray]: float32 arrays in Keras's layout.
     """
     rng = random.Random(seed)
     layer_seeds = [rng.randint(1, 10**9) for _ in range(3)]
 
-    def draw(shape: tuple[int, ...], layer_seed: int, limit: float) -> torch.Tensor:
-        values = stateless_uniform(shape, (layer_seed % (2**31 - 2), 0), -limit, limit)
-        return torch.from_numpy(values)
+    def draw(shape: tuple[int, ...], layer_seed: int, limit: float) -> np.ndarray:
+        return stateless_uniform(shape, (layer_seed % (2**31 - 2), 0), -limit, limit)
 
-    table = model.embedding.embeddings
-    table.copy_(draw(tuple(table.shape), layer_seeds[0], 0.05))
-    for layer, layer_seed in ((model.dense, layer_seeds[1]), (model.dense_1, layer_seeds[2])):
-        fan_in, fan_out = layer.kernel.shape
-        layer.kernel.copy_(draw((fan_in, fan_out), layer_seed, glorot_limit(fan_in, fan_out)))
-        layer.bias.zero_()
+    shapes = weights.shapes(vocab_size, embedding_dim, hidden_units)
+    arrays = {"embedding.embeddings": draw(shapes["embedding.embeddings"], layer_seeds[0], 0.05)}
+    for layer, layer_seed in (("dense", layer_seeds[1]), ("dense_1", layer_seeds[2])):
+        fan_in, fan_out = shapes[f"{layer}.kernel"]
+        arrays[f"{layer}.kernel"] = draw((fan_in, fan_out), layer_seed,
+                                         glorot_limit(fan_in, fan_out))
+        arrays[f"{layer}.bias"] = np.zeros(fan_out, dtype=np.float32)
+    return arrays
+
+
+@torch.no_grad()
+def keras_init_(model: SentimentClassifier, seed: int) -> None:
+    """Give ``model`` the initial weights TensorFlow gives the tutorial for ``seed``
+    (:func:`keras_initial_weights`).
+
+    Args:
+        model (SentimentClassifier): the model to fill in place.
+        seed (int): the ``keras.utils.set_random_seed`` value.
+    """
+    vocab_size, dim = model.embedding.embeddings.shape
+    arrays = keras_initial_weights(vocab_size, dim, model.dense.kernel.shape[1], seed)
+    model.load_state_dict({k: torch.from_numpy(v) for k, v in arrays.items()})
 
 
 def binary_crossentropy_from_logits(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:

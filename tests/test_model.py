@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 import torch
 
+from embeddings import weights
 from embeddings.model import (
-    KERAS_NAMES,
     Dense,
     SentimentClassifier,
     binary_crossentropy_from_logits,
@@ -44,9 +44,10 @@ def test_different_seeds_give_different_weights() -> None:
 def test_parameter_names_map_one_to_one_to_keras() -> None:
     model = SentimentClassifier(20, 4, 3)
     shapes = {k: tuple(v.shape) for k, v in model.state_dict().items()}
-    assert set(shapes) == set(KERAS_NAMES)
-    assert shapes == {"embedding.embeddings": (20, 4), "dense.kernel": (4, 3), "dense.bias": (3,),
-                      "dense_1.kernel": (3, 1), "dense_1.bias": (1,)}
+    assert list(shapes) == list(weights.NAMES)
+    assert shapes == weights.shapes(20, 4, 3) == {
+        "embedding.embeddings": (20, 4), "dense.kernel": (4, 3), "dense.bias": (3,),
+        "dense_1.kernel": (3, 1), "dense_1.bias": (1,)}
 
 
 def test_glorot_limit_matches_keras() -> None:
