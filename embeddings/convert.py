@@ -34,29 +34,21 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import torch
 
+from embeddings import __version__, runs, weights
 from embeddings.config import ModelConfig, RunConfig, TextConfig
-from embeddings.export import VOCABULARY_FILE, read_json, write_run
+from embeddings.errors import InvalidInput, MissingExtra, MissingFile, cli
 from embeddings.files import atomic_write_text
+from embeddings.text import TextVectorization
 
 log = logging.getLogger(__name__)
-
-# Where each native weight lives among a Keras layer's variables.
-_SLOTS = {
-    "embedding.embeddings": ("embedding", 0),
-    "dense.kernel": ("dense", 0),
-    "dense.bias": ("dense", 1),
-    "dense_1.kernel": ("dense_1", 0),
-    "dense_1.bias": ("dense_1", 1),
-}
 
 
 @dataclass
 class KerasModelFile:
     """What a Keras file holds of the tutorial model."""
 
-    weights: dict[str, np.ndarray]  # native names, Keras layout
+    arrays: dict[str, np.ndarray]  # native names, Keras layout
     vocabulary: list[str] | None  # from a TextVectorization inside, if any
     sequence_length: int | None
     standardize: str | None  # "tutorial" for a custom function, else Keras's built-in name
@@ -66,7 +58,7 @@ def _h5py() -> Any:
     try:
         import h5py
     except ImportError as err:
-        raise ImportError(
+        raise MissingExtra(
             "Reading Keras files needs h5py: pip install 'embeddings[keras]'"
         ) from err
     return h5py
@@ -80,7 +72,8 @@ def _layer_vars(group: Any) -> list[np.ndarray]:
 
 
 def _roles_from_config(config: dict[str, Any]) -> tuple[dict[str, str], dict[str, Any] | None]:
-    """Map our roles (embedding, dense, dense_1) to the model's layer names; find its vectorizer."""
+    """Map the weight table's layers (embedding, dense, dense_1) to the model's layer names;
+    find its vectorizer."""
     layers = config.get("config", {}).get("layers", [])
     by_class: dict[str, list[dict[str, Any]]] = {}
     for layer in layers:
@@ -89,12 +82,12 @@ def _roles_from_config(config: dict[str, Any]) -> tuple[dict[str, str], dict[str
     dense = by_class.get("Dense", [])
     if len(embeddings) != 1 or len(dense) != 2:
         found = [layer["class_name"] for layer in layers]
-        raise ValueError(
+        raise InvalidInput(
             "The file is not the tutorial model (one Embedding, then two Dense layers). "
             f"Received: layers={found}"
         )
-    roles = {"embedding": embeddings[0]["name"], "dense": dense[0]["name"],
-             "dense_1": dense[1]["name"]}
+    roles = dict(zip(weights.LAYERS, [embeddings[0]["name"], dense[0]["name"],
+                                      dense[1]["name"]], strict=True))
     vectorizers = by_class.get("TextVectorization", [])
     return roles, (vectorizers[0] if vectorizers else None)
 
@@ -121,27 +114,28 @@ def _roles_from_groups(groups: dict[str, list[np.ndarray]]) -> dict[str, str]:
     tables = [n for n, v in groups.items() if len(v) == 1 and v[0].ndim == 2]
     dense = [n for n, v in groups.items() if len(v) == 2 and v[0].ndim == 2 and v[1].ndim == 1]
     if len(tables) != 1 or len(dense) != 2:
-        raise ValueError(
+        raise InvalidInput(
             "The weights file is not the tutorial model's (one embedding table, two Dense "
             f"layers). Received: layers={sorted(groups)}"
         )
     last = [n for n in dense if groups[n][0].shape[1] == 1]
     if len(last) != 1:
-        raise ValueError(f"Cannot tell the output Dense layer apart. Received: layers={dense}")
+        raise InvalidInput(f"Cannot tell the output Dense layer apart. Received: layers={dense}")
     first = next(n for n in dense if n != last[0])
-    return {"embedding": tables[0], "dense": first, "dense_1": last[0]}
+    return dict(zip(weights.LAYERS, [tables[0], first, last[0]], strict=True))
 
 
 def read_keras(path: str | os.PathLike[str]) -> KerasModelFile:
     """Read the tutorial model from a ``.keras`` or ``.weights.h5`` file.
 
     Raises:
-        FileNotFoundError: no such file.
-        ValueError: the file is not a Keras file of the tutorial model.
+        MissingFile: no such file.
+        InvalidInput: the file is not a Keras file of the tutorial model.
     """
     path = Path(path)
     if not path.is_file():
-        raise FileNotFoundError(f"No Keras file at {path}. Received: path={str(path)!r}")
+        raise MissingFile(f"No Keras file at {path}. Received: path={str(path)!r}; pass the "
+                          "path of a .keras or .weights.h5 file.")
     h5py = _h5py()
     config: dict[str, Any] | None = None
     assets: dict[str, bytes] = {}
@@ -149,7 +143,7 @@ def read_keras(path: str | os.PathLike[str]) -> KerasModelFile:
         with zipfile.ZipFile(path) as archive:
             names = set(archive.namelist())
             if not {"config.json", "model.weights.h5"} <= names:
-                raise ValueError(f"{path} is a zip but not a .keras archive (no config.json and "
+                raise InvalidInput(f"{path} is a zip but not a .keras archive (no config.json and "
                                  "model.weights.h5 inside).")
             config = json.loads(archive.read("config.json"))
             weights_bytes = archive.read("model.weights.h5")
@@ -159,31 +153,31 @@ def read_keras(path: str | os.PathLike[str]) -> KerasModelFile:
         try:
             handle = h5py.File(path, "r")
         except OSError as err:
-            raise ValueError(f"{path} is neither a .keras archive nor an HDF5 weights file: "
+            raise InvalidInput(f"{path} is neither a .keras archive nor an HDF5 weights file: "
                              f"{err}") from err
     with handle:
         layers = handle.get("layers")
         if layers is None:
-            raise ValueError(f"{path} holds no Keras layer weights (no 'layers' group).")
+            raise InvalidInput(f"{path} holds no Keras layer weights (no 'layers' group).")
         groups = {name: _layer_vars(layers[name]) for name in layers}
     vectorizer = None
     if config is not None:
         roles, vectorizer = _roles_from_config(config)
     else:
         roles = _roles_from_groups(groups)
-    weights = {}
-    for native, (role, slot) in _SLOTS.items():
-        arrays = groups.get(roles[role], [])
-        if len(arrays) <= slot:
-            raise ValueError(f"{path}: layer {roles[role]!r} has no variable {slot}.")
-        weights[native] = arrays[slot]
+    arrays = {}
+    for w in weights.WEIGHTS:
+        found = groups.get(roles[w.layer], [])
+        if len(found) <= w.slot:
+            raise InvalidInput(f"{path}: layer {roles[w.layer]!r} has no variable {w.slot}.")
+        arrays[w.native] = found[w.slot]
     vocabulary = None
     sequence_length = _input_length(config) if config is not None else None
     standardize: str | None = "tutorial"
     if vectorizer is not None:
         key = f"assets/layers/{vectorizer['name']}/vocabulary.txt"
         if key not in assets:
-            raise ValueError(
+            raise InvalidInput(
                 f"{path}: the TextVectorization layer's vocabulary ({key}) is missing."
             )
         vocabulary = _lines(assets[key])
@@ -193,16 +187,27 @@ def read_keras(path: str | os.PathLike[str]) -> KerasModelFile:
         if not isinstance(spec, str) and spec is not None:
             log.info("%s: custom standardize %s is taken to be the tutorial's", path,
                      spec.get("config"))
-    return KerasModelFile(weights, vocabulary, sequence_length, standardize)
+    return KerasModelFile(arrays, vocabulary, sequence_length, standardize)
 
 
 def read_vocabulary(path: str | os.PathLike[str]) -> list[str]:
-    """A vocabulary from ``vocabulary.json`` (a JSON list) or a text file, one token a line."""
+    """A vocabulary from ``vocabulary.json`` (a JSON list) or a text file, one token a line.
+
+    Raises:
+        MissingFile: no such file.
+        InvalidInput: the file is not a list of tokens.
+    """
     path = Path(path)
+    if not path.is_file():
+        raise MissingFile(f"No vocabulary file at {path}. Received: vocabulary={str(path)!r}")
     if path.suffix == ".json":
-        tokens = read_json(path)
+        try:
+            tokens = json.loads(path.read_text(encoding="utf-8"))
+        except (UnicodeDecodeError, json.JSONDecodeError) as err:
+            raise InvalidInput(f"{path} is not readable JSON: {err}") from err
         if not isinstance(tokens, list):
-            raise ValueError(f"{path} must hold a JSON list of tokens. Received: {type(tokens)}")
+            raise InvalidInput(f"{path} must hold a JSON list of tokens. "
+                               f"Received: {type(tokens).__name__}")
         return [str(t) for t in tokens]
     return _lines(path.read_bytes())
 
@@ -214,7 +219,8 @@ def keras_to_run(
     vocabulary: str | os.PathLike[str] | None = None,
     sequence_length: int | None = None,
 ) -> Path:
-    """Convert a Keras file of the tutorial model into a run directory.
+    """Convert a Keras file of the tutorial model into a run directory (written staged, so
+    a failed conversion leaves nothing behind; an existing run is never overwritten).
 
     Args:
         source (str | os.PathLike): ``.keras`` or ``.weights.h5`` file.
@@ -229,8 +235,10 @@ def keras_to_run(
         Path: ``out_dir``.
 
     Raises:
-        ValueError: no vocabulary can be found, or it does not fit the embedding table.
+        InvalidInput: no vocabulary can be found, or it does not fit the embedding table.
+        RunExistsError: ``out_dir`` exists and is not empty.
     """
+    out = runs.check_new(out_dir)
     model = read_keras(source)
     sidecar = _sidecar(Path(source))
     if vocabulary is not None:
@@ -240,25 +248,23 @@ def keras_to_run(
     elif sidecar.is_file():
         tokens = read_vocabulary(sidecar)
     else:
-        raise ValueError(
+        raise InvalidInput(
             f"{source} holds no TextVectorization, so its vocabulary is needed: pass "
             "--vocabulary FILE (vocabulary.json, or one token per line, '' and [UNK] first)."
         )
-    vocab_size, dim = model.weights["embedding.embeddings"].shape
-    if len(tokens) > vocab_size:
-        raise ValueError(
-            f"The vocabulary has {len(tokens)} tokens but the embedding table only {vocab_size} "
-            f"rows. Received: vocabulary of {len(tokens)}; pass the model's own vocabulary."
-        )
+    try:  # Keras's rules: '' and '[UNK]' first (added when absent), no repeated token
+        tokens = TextVectorization(vocabulary=tokens).get_vocabulary()
+    except ValueError as err:
+        raise InvalidInput(f"The vocabulary of {source}: {err}") from err
+    vocab_size, dim, hidden = weights.dims(model.arrays, str(source))
     length = sequence_length or model.sequence_length or TextConfig().sequence_length
-    config = RunConfig(
-        text=TextConfig(vocab_size=vocab_size, sequence_length=length),
-        model=ModelConfig(embedding_dim=dim, hidden_units=model.weights["dense.kernel"].shape[1]),
-    ).to_dict()
-    config["run"] = {"converted_from": str(source), "standardize": model.standardize}
-    out = Path(out_dir)
-    write_run(out, state_dict={k: torch.from_numpy(v) for k, v in model.weights.items()},
-              vocabulary=tokens, config=config, history={})
+    settings = RunConfig(text=TextConfig(vocab_size=vocab_size, sequence_length=length),
+                         model=ModelConfig(embedding_dim=dim, hidden_units=hidden))
+    record = {"converted_from": str(source), "standardize": model.standardize,
+              "vocabulary_size": len(tokens), "versions": {"embeddings": __version__}}
+    with runs.staged(out) as staging:
+        runs.write_run(staging, weights=model.arrays, vocabulary=tokens,
+                       config=runs.run_config(settings, record), history={})
     return out
 
 
@@ -271,17 +277,21 @@ def run_to_keras(run_dir: str | os.PathLike[str], path: str | os.PathLike[str]) 
 
     Returns:
         Path: the ``.keras`` file.
+
+    Raises:
+        InvalidInput: ``path`` does not end in ``.keras``.
+        RunFormatError: ``run_dir`` is not a valid run directory.
     """
     from embeddings import keras_model
-    from embeddings.predict import load_run
 
-    run = load_run(run_dir)
     path = Path(path)
     if path.suffix != ".keras":
-        raise ValueError(f"The output must end in .keras. Received: path={str(path)!r}")
-    vocab_size, dim = run.weights["embedding.embeddings"].shape
-    model = keras_model.build_model(vocab_size, dim, run.weights["dense.kernel"].shape[1],
-                                    sequence_length=run.config["text"]["sequence_length"],
+        raise InvalidInput(f"The output must end in .keras. Received: path={str(path)!r}")
+    run = runs.load_run(run_dir)
+    settings = run.settings
+    model = keras_model.build_model(settings.text.vocab_size, settings.model.embedding_dim,
+                                    settings.model.hidden_units,
+                                    sequence_length=settings.text.sequence_length,
                                     exact_embedding=False, compile=False)
     keras_model.set_native_weights(model, run.weights)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -289,8 +299,7 @@ def run_to_keras(run_dir: str | os.PathLike[str], path: str | os.PathLike[str]) 
         staged = Path(tmp) / path.name
         model.save(staged)
         os.replace(staged, path)
-    tokens = read_json(Path(run_dir) / VOCABULARY_FILE)
-    atomic_write_text(_sidecar(path), "".join(t + "\n" for t in tokens))
+    atomic_write_text(_sidecar(path), "".join(t + "\n" for t in run.vocabulary))
     return path
 
 
@@ -305,21 +314,17 @@ def main(argv: Sequence[str] | None = None) -> int:
                         "the file's, else 100)")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
-    try:
+
+    def body() -> int:
         if Path(args.source).is_dir():
             written = run_to_keras(args.source, args.dest)
         else:
-            dest = Path(args.dest)
-            if dest.exists() and (not dest.is_dir() or any(dest.iterdir())):
-                raise ValueError(f"{args.dest} exists and is not empty; runs are never "
-                                 "overwritten. Pass a new directory.")
             written = keras_to_run(args.source, args.dest, vocabulary=args.vocabulary,
                                    sequence_length=args.sequence_length)
-    except (FileNotFoundError, ValueError, ImportError, RuntimeError) as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
-    print(f"Wrote {written}")
-    return 0
+        print(f"Wrote {written}")
+        return 0
+
+    return cli(body)
 
 
 if __name__ == "__main__":

@@ -14,7 +14,8 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from embeddings import convert, predict, train
+from embeddings import convert, predict, runs, train
+from embeddings.model import SentimentClassifier
 from embeddings.testing import assert_close
 
 pytest.importorskip("embeddings.keras_model", reason="the keras extra is not installed")
@@ -50,18 +51,19 @@ def test_exported_keras_file_loads_in_stock_keras(run_dir: Path, tmp_path: Path)
     model = keras.saving.load_model(keras_file, safe_mode=True)
     assert [type(layer).__name__ for layer in model.layers] == [
         "Embedding", "GlobalAveragePooling1D", "Dense", "Dense"]
-    run = predict.load_run(run_dir)
-    ids = run.vectorizer(["good movie", "bad film"])
-    assert_close(model.predict(ids.numpy(), verbose=0)[:, 0],
-                 run.native_model()(ids).detach(), rtol=0, atol=1e-6)
+    run = runs.load_run(run_dir)
+    ids = run.vectorizer()(["good movie", "bad film"])
+    native = SentimentClassifier.from_weights(run.weights)
+    assert_close(model.predict(ids, verbose=0)[:, 0],
+                 native(torch.from_numpy(ids)).detach(), rtol=0, atol=1e-6)
 
 
 def test_tf_keras_file_with_vectorizer_converts(tmp_path: Path) -> None:
     out = convert.keras_to_run(FIXTURES / "tutorial_small.keras", tmp_path / "run")
-    run = predict.load_run(out)
+    run = runs.load_run(out)
     vocab = (FIXTURES / "tutorial_small.vocabulary.txt").read_text(encoding="utf-8").split("\n")
-    assert run.vectorizer.get_vocabulary() == vocab[:-1]
-    assert run.config["text"]["sequence_length"] == 100
+    assert run.vocabulary == run.vectorizer().get_vocabulary() == vocab[:-1]
+    assert run.settings.text.sequence_length == 100
     assert run.weights["embedding.embeddings"].shape == (1000, 16)
 
 
@@ -109,15 +111,19 @@ def test_cli_converts_both_ways(run_dir: Path, tmp_path: Path,
 def test_exported_keras_file_loads_in_tensorflow(run_dir: Path, tmp_path: Path) -> None:
     """The written .keras is plain Keras: TensorFlow's Keras loads it and predicts the same."""
     python = os.environ.get("EMBEDDINGS_TF_PYTHON", sys.executable)
-    probe = subprocess.run([python, "-c", "import tensorflow"], capture_output=True, check=False)
+    # This process may run Keras on torch; TensorFlow aborts on import under that setting.
+    env = {**{k: v for k, v in os.environ.items() if k != "KERAS_BACKEND"},
+           "KERAS_BACKEND": "tensorflow", "TF_CPP_MIN_LOG_LEVEL": "3"}
+    probe = subprocess.run([python, "-c", "import tensorflow"], capture_output=True, env=env,
+                           check=False)
     if probe.returncode != 0:
         message = f"needs TensorFlow (the tf extra) in {python} or EMBEDDINGS_TF_PYTHON"
         if os.environ.get("EMBEDDINGS_REQUIRE_TF"):
             pytest.fail(message)
         pytest.skip(message)
     keras_file = convert.run_to_keras(run_dir, tmp_path / "m.keras")
-    run = predict.load_run(run_dir)
-    ids = run.vectorizer(["good movie", "bad film", "plot story actor"]).numpy()
+    run = runs.load_run(run_dir)
+    ids = run.vectorizer()(["good movie", "bad film", "plot story actor"])
     np.save(tmp_path / "ids.npy", ids)
     code = (
         "import json, sys, numpy as np, keras\n"
@@ -125,11 +131,11 @@ def test_exported_keras_file_loads_in_tensorflow(run_dir: Path, tmp_path: Path) 
         f"ids = np.load({str(tmp_path / 'ids.npy')!r}, allow_pickle=False)\n"
         "print(json.dumps([float(x) for x in m.predict(ids, verbose=0)[:, 0]]))\n"
     )
-    env = {**os.environ, "KERAS_BACKEND": "tensorflow", "TF_CPP_MIN_LOG_LEVEL": "3"}
     proc = subprocess.run([python, "-c", code], capture_output=True, text=True, env=env,
                           check=False, timeout=300)
     assert proc.returncode == 0, proc.stderr[-2000:]
     tf_logits = json.loads(proc.stdout.strip().splitlines()[-1])
     # Same weights; TF pools and multiplies in its own float32 order (PARITY.md section 8).
-    assert_close(tf_logits, run.native_model()(torch.from_numpy(ids)).detach(), rtol=0,
+    native = SentimentClassifier.from_weights(run.weights)
+    assert_close(tf_logits, native(torch.from_numpy(ids)).detach(), rtol=0,
                  atol=1e-6)

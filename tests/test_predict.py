@@ -8,7 +8,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from embeddings import predict, train
+from embeddings import predict, runs, train
+from embeddings.model import SentimentClassifier
 from embeddings.testing import assert_close
 
 ARGS = ["--epochs", "30", "--batch-size", "8", "--vocab-size", "20", "--sequence-length", "12",
@@ -29,9 +30,10 @@ def test_probabilities_follow_the_learned_signal(run_dir: Path) -> None:
 
 
 def test_probability_is_sigmoid_of_the_native_logit(run_dir: Path) -> None:
-    run = predict.load_run(run_dir)
+    run = runs.load_run(run_dir)
     texts = ["good plot", "bad actor", "", "unknown words only"]
-    logits = run.native_model()(run.vectorizer(texts)).detach()
+    model = SentimentClassifier.from_weights(run.weights)
+    logits = model(torch.from_numpy(run.vectorizer()(texts))).detach()
     assert_close(predict.predict(texts, run), torch.sigmoid(logits), rtol=0, atol=0)
 
 
@@ -57,6 +59,15 @@ def test_cli_reads_arguments_and_stdin(run_dir: Path, capsys: pytest.CaptureFixt
 def test_missing_run_is_a_clear_error(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert predict.main(["--run", str(tmp_path), "text"]) == 2
     assert "model.safetensors is missing" in capsys.readouterr().err
+
+
+def test_cuda_without_a_gpu_is_one_line(run_dir: Path,
+                                        capsys: pytest.CaptureFixture[str]) -> None:
+    if torch.cuda.is_available():
+        pytest.skip("checks the error raised without a GPU")
+    assert predict.main(["--run", str(run_dir), "--device", "cuda", "text"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: device='cuda'") and err.count("\n") == 1
 
 
 def test_unknown_backend_is_rejected(run_dir: Path) -> None:

@@ -1,0 +1,291 @@
+"""The run directory: its files, its format version, how it is written and how it is read.
+
+Every writer and reader of runs goes through this module: training, conversion from
+Keras files, prediction and every later tool.
+
+Writing is staged: :func:`staged` makes a hidden sibling folder, the caller fills it
+(:func:`write_run` writes every file atomically), and on success it is renamed into
+place; on any failure it is removed.  A run directory is never overwritten: an
+existing path that is not an empty folder is refused before any work starts and
+again at the rename.
+
+Reading (:func:`load_run`) validates what it reads and names the file at fault:
+``config.json`` (its format version, sections and fields), ``model.safetensors``
+(names, dtype and shapes of the tutorial model's weights), ``vocabulary.json`` (a list
+of strings, ``''`` and ``'[UNK]'`` first, no longer than the embedding table), and that
+the three agree.  Nothing is unpickled: weights are safetensors, the rest JSON.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime
+import json
+import os
+import shutil
+import tempfile
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from embeddings import weights as model_weights
+from embeddings.config import RunConfig
+from embeddings.errors import InvalidInput
+from embeddings.files import atomic_write_bytes, atomic_write_json, umask
+from embeddings.runs.projector import METADATA_FILE, VECTORS_FILE, write_projector_tsv
+
+# Version of the layout below, written into config.json as "format_version".  Runs
+# written before the field existed have the same layout and read as version 1.
+FORMAT_VERSION = 1
+
+WEIGHTS_FILE = "model.safetensors"
+VOCABULARY_FILE = "vocabulary.json"
+CONFIG_FILE = "config.json"
+HISTORY_FILE = "history.json"
+LOGS_DIR = "logs"
+
+# Every entry of a run directory, with what it holds (the README's table).
+FILES = {
+    WEIGHTS_FILE: "weights under their native names, in Keras's layout (float32)",
+    VOCABULARY_FILE: "the tokens in id order ('' is padding, '[UNK]' unknown)",
+    CONFIG_FILE: "format_version, every setting, and what ran: backend, device, data "
+                 "source, library versions",
+    HISTORY_FILE: "per-epoch lists loss, accuracy, val_loss, val_accuracy, seconds",
+    VECTORS_FILE: "Embedding Projector vectors, one line per token except padding",
+    METADATA_FILE: "Embedding Projector labels, one token per line except padding",
+    LOGS_DIR: "TensorBoard scalars (logs/train, logs/validation)",
+}
+
+PAD_TOKEN, OOV_TOKEN = "", "[UNK]"
+
+
+class RunFormatError(InvalidInput):
+    """A run directory, or one of its files, is missing or malformed; the message names it."""
+
+
+class RunExistsError(InvalidInput):
+    """The path for a new run directory is taken."""
+
+
+def default_path() -> Path:
+    """``runs/<timestamp>`` in the current folder."""
+    return Path("runs") / datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
+
+
+def check_new(path: str | os.PathLike[str]) -> Path:
+    """``path`` as a :class:`Path`, after checking that a run can be created there.
+
+    Raises:
+        RunExistsError: ``path`` exists and is not an empty folder.
+    """
+    path = Path(path)
+    if path.exists() and (not path.is_dir() or any(path.iterdir())):
+        raise RunExistsError(
+            f"The run directory {path} already exists and is not empty. Received: "
+            f"out={str(path)!r}; pass a new path (runs are never overwritten)."
+        )
+    return path
+
+
+@contextlib.contextmanager
+def staged(out: str | os.PathLike[str]) -> Iterator[Path]:
+    """A hidden folder beside ``out`` to fill, renamed to ``out`` when the block succeeds.
+
+    Args:
+        out (str | os.PathLike): the run directory to create.
+
+    Yields:
+        Path: the staging folder.
+
+    Raises:
+        RunExistsError: ``out`` is taken, before the block or when it ends.
+    """
+    out = check_new(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}.partial-"))
+    staging.chmod(0o777 & ~umask())  # mkdtemp makes 0700; give the usual mode
+    try:
+        yield staging
+        check_new(out)
+        if out.exists():
+            out.rmdir()  # an empty folder, checked just above
+        os.replace(staging, out)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+
+
+def run_config(config: RunConfig, run: Mapping[str, Any]) -> dict[str, Any]:
+    """The content of ``config.json``: the format version, every setting, then ``run``
+    (what ran: backend, device, data source, versions, ...)."""
+    return {"format_version": FORMAT_VERSION, **config.to_dict(), "run": dict(run)}
+
+
+def write_run(out_dir: str | os.PathLike[str], *, weights: Mapping[str, Any],
+              vocabulary: Sequence[str], config: Mapping[str, Any],
+              history: Mapping[str, Sequence[float]]) -> None:
+    """Write every file of a run directory except the TensorBoard logs, each atomically.
+
+    Args:
+        out_dir (str | os.PathLike): the (staging) folder.
+        weights (Mapping[str, Any]): arrays (or tensors) under the native names.
+        vocabulary (Sequence[str]): tokens in id order.
+        config (Mapping[str, Any]): from :func:`run_config`.
+        history (Mapping[str, Sequence[float]]): per-epoch values (``{}`` for none).
+
+    Raises:
+        ValueError: the weights are not the tutorial model's, or the vocabulary does not
+            fit the table.
+    """
+    from safetensors.numpy import save
+
+    out = Path(out_dir)
+    arrays = {k: np.ascontiguousarray(_numpy(v), dtype=np.float32) for k, v in weights.items()}
+    rows, _, _ = model_weights.dims(arrays, "the weights to write")
+    _check_vocabulary(list(vocabulary), rows, "the vocabulary to write")
+    atomic_write_bytes(out / WEIGHTS_FILE, save(arrays, metadata={"format": "embeddings-run"}))
+    atomic_write_json(out / VOCABULARY_FILE, list(vocabulary))
+    atomic_write_json(out / CONFIG_FILE, dict(config))
+    atomic_write_json(out / HISTORY_FILE, {k: list(v) for k, v in history.items()})
+    write_projector_tsv(arrays["embedding.embeddings"], vocabulary, out)
+
+
+def _numpy(value: Any) -> np.ndarray:
+    if hasattr(value, "detach"):  # a torch tensor
+        value = value.detach().cpu().numpy()
+    return np.asarray(value)
+
+
+def _check_vocabulary(tokens: list[Any], rows: int, where: str) -> None:
+    if not all(isinstance(t, str) for t in tokens):
+        raise RunFormatError(f"{where} must be a list of strings. Received: "
+                             f"{[type(t).__name__ for t in tokens if not isinstance(t, str)][:3]}")
+    if tokens[:2] != [PAD_TOKEN, OOV_TOKEN]:
+        raise RunFormatError(f"{where} must start with '' (padding) and '[UNK]'. "
+                             f"Received: {tokens[:2]}")
+    if len(tokens) > rows:
+        raise RunFormatError(
+            f"{where} has {len(tokens)} tokens but the embedding table only {rows} rows. "
+            "Received: mismatched vocabulary and weights; use the run's own vocabulary."
+        )
+
+
+@dataclass
+class Run:
+    """A loaded run directory: validated weights (NumPy, native names), vocabulary, config."""
+
+    path: Path
+    weights: dict[str, np.ndarray]
+    vocabulary: list[str]
+    config: dict[str, Any]
+    history: dict[str, list[float]] = field(default_factory=dict)
+
+    @property
+    def settings(self) -> RunConfig:
+        """The run's settings as a :class:`~embeddings.config.RunConfig`."""
+        return RunConfig.from_dict({k: v for k, v in self.config.items()
+                                    if k not in ("format_version", "run")})
+
+    @property
+    def standardize(self) -> str | None:
+        """The vectorizer's standardization: the run's, ``"tutorial"`` when it names none
+        (``None`` means no standardization, as in Keras)."""
+        value = self.config.get("run", {}).get("standardize", "tutorial")
+        return None if value is None else str(value)
+
+    def vectorizer(self) -> Any:
+        """The run's :class:`~embeddings.text.TextVectorization`, ready to vectorize."""
+        from embeddings.text import TextVectorization
+
+        return TextVectorization(max_tokens=None, standardize=self.standardize,
+                                 output_sequence_length=self.settings.text.sequence_length,
+                                 vocabulary=self.vocabulary)
+
+
+def _read_json(path: Path) -> Any:
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
+        raise RunFormatError(f"{path} is not readable JSON: {err}. Received: a damaged or "
+                             "foreign file; use a run written by embeddings.") from err
+
+
+def _read_config(path: Path) -> dict[str, Any]:
+    raw = _read_json(path)
+    if not isinstance(raw, dict):
+        raise RunFormatError(f"{path} must hold a JSON object. Received: {type(raw).__name__}")
+    version = raw.get("format_version", 1)
+    if not isinstance(version, int) or not 1 <= version <= FORMAT_VERSION:
+        raise RunFormatError(
+            f"{path} has format_version {version!r}; this embeddings reads versions 1 to "
+            f"{FORMAT_VERSION}. Received: format_version={version!r}; upgrade embeddings to "
+            "read runs written by a newer one."
+        )
+    try:
+        RunConfig.from_dict({k: v for k, v in raw.items() if k not in ("format_version", "run")})
+    except (TypeError, ValueError) as err:
+        raise RunFormatError(f"{path}: {err}") from err
+    if not isinstance(raw.get("run", {}), dict):
+        raise RunFormatError(f"{path}: 'run' must be an object. Received: {raw['run']!r}")
+    return raw
+
+
+def _read_weights(path: Path) -> dict[str, np.ndarray]:
+    from safetensors import SafetensorError
+    from safetensors.numpy import load_file
+
+    try:
+        arrays = load_file(path)
+    except (SafetensorError, OSError, ValueError) as err:
+        raise RunFormatError(f"{path} is not a readable safetensors file: {err}") from err
+    try:
+        model_weights.dims(arrays, str(path))
+    except ValueError as err:
+        raise RunFormatError(str(err)) from err
+    wrong = {k: str(a.dtype) for k, a in arrays.items() if a.dtype != np.float32}
+    if wrong:
+        raise RunFormatError(f"{path}: weights must be float32. Received: {wrong}")
+    return arrays
+
+
+def load_run(run_dir: str | os.PathLike[str]) -> Run:
+    """Read and validate a run directory written by training or conversion.
+
+    Raises:
+        RunFormatError: the folder is missing a file, or a file is malformed or disagrees
+            with the others (the message names the file).
+    """
+    run_dir = Path(run_dir)
+    for name in (WEIGHTS_FILE, VOCABULARY_FILE, CONFIG_FILE):
+        if not (run_dir / name).is_file():
+            raise RunFormatError(
+                f"{run_dir} is not a run directory: {name} is missing. Received: "
+                f"run={str(run_dir)!r}; pass a folder written by `python -m embeddings.train` "
+                "or `python -m embeddings.convert`."
+            )
+    config = _read_config(run_dir / CONFIG_FILE)
+    arrays = _read_weights(run_dir / WEIGHTS_FILE)
+    vocabulary = _read_json(run_dir / VOCABULARY_FILE)
+    if not isinstance(vocabulary, list):
+        raise RunFormatError(f"{run_dir / VOCABULARY_FILE} must hold a JSON list of tokens. "
+                             f"Received: {type(vocabulary).__name__}")
+    rows, dim, hidden = model_weights.dims(arrays, str(run_dir / WEIGHTS_FILE))
+    _check_vocabulary(vocabulary, rows, str(run_dir / VOCABULARY_FILE))
+    loaded = Run(run_dir, arrays, vocabulary, config)
+    settings = loaded.settings
+    sizes = {"text.vocab_size": (settings.text.vocab_size, rows),
+             "model.embedding_dim": (settings.model.embedding_dim, dim),
+             "model.hidden_units": (settings.model.hidden_units, hidden)}
+    wrong = {k: v for k, v in sizes.items() if v[0] != v[1]}
+    if wrong:
+        raise RunFormatError(
+            f"{run_dir / CONFIG_FILE} disagrees with {WEIGHTS_FILE}. Received: "
+            + ", ".join(f"{k}={a} but the weights have {b}" for k, (a, b) in wrong.items())
+            + "; the files come from different runs."
+        )
+    history_path = run_dir / HISTORY_FILE
+    loaded.history = _read_json(history_path) if history_path.is_file() else {}
+    return loaded
