@@ -21,6 +21,12 @@ def imdb_reviews() -> list[data.Review]:
 
 
 @pytest.fixture(scope="session")
-def imdb_split():  # type: ignore[no-untyped-def]
+def imdb_splits() -> data.Splits:
+    """The tutorial's subsets, in epoch order, with their source (what backends train on)."""
+    return data.load_splits()
+
+
+@pytest.fixture(scope="session")
+def imdb_split(imdb_splits: data.Splits):  # type: ignore[no-untyped-def]
     """The tutorial's (train, val) datasets, in epoch order."""
-    return data.load_imdb()
+    return imdb_splits.train, imdb_splits.val

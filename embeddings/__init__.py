@@ -8,3 +8,10 @@ import os
 # its first allocation, so it takes effect only when this package is imported before torch,
 # as the command-line tools and benchmarks are. THP_MEM_ALLOC_ENABLE=0 turns it off.
 os.environ.setdefault("THP_MEM_ALLOC_ENABLE", "1")
+
+from importlib.metadata import PackageNotFoundError, version
+
+try:
+    __version__ = version("embeddings")
+except PackageNotFoundError:  # run from a source tree that is not installed
+    __version__ = "unknown"

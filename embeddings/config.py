@@ -108,8 +108,8 @@ class TrainConfig:
     deterministic: bool = field(
         default=False,
         metadata={
-            "help": "on CUDA, a reproducible embedding backward (sorted sums, slower than "
-            "atomic adds); the CPU is always reproducible"
+            "help": "reproducible runs on CUDA: the embedding backward sums in a fixed order "
+            "(slower than atomic adds; TensorFlow: op determinism); the CPU always is"
         },
     )
     out: str | None = field(
@@ -125,9 +125,6 @@ class TrainConfig:
         _check(self.epochs >= 1, "epochs", "must be at least 1", self.epochs)
         _check(self.learning_rate > 0, "learning_rate", "must be positive", self.learning_rate)
         _check(self.seed >= 0, "seed", "must be non-negative", self.seed)
-        _check(not self.deterministic or self.backend == "torch", "deterministic",
-               "applies to --backend torch only", self.deterministic,
-               f"drop --deterministic or use --backend torch (got --backend {self.backend})")
 
 
 @dataclass(frozen=True)

@@ -34,6 +34,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from embeddings.errors import InvalidInput
 from embeddings.files import atomic_write_bytes, cache_dir
 from embeddings.tfrandom import DEFAULT_GRAPH_SEED, shuffle_order
 
@@ -54,7 +55,7 @@ _HOW_TO_POINT = (
 )
 
 
-class DataSourceError(ValueError):
+class DataSourceError(InvalidInput):
     """The IMDb source is missing, malformed or unreadable; the message says how to fix it."""
 
 
@@ -345,19 +346,55 @@ def split_indices(n: int, validation_split: float, seed: int) -> tuple[np.ndarra
     np.random.RandomState(seed).shuffle(order)
     num_val = int(validation_split * n)
     if not 0 < num_val < n:
-        raise ValueError(
+        raise InvalidInput(
             f"validation_split={validation_split} of {n} reviews leaves a subset empty. "
-            "Received: validation_split={validation_split}; use a value such that both subsets "
+            f"Received: validation_split={validation_split}; use a value such that both subsets "
             "hold at least one review."
         )
     return order[:-num_val], order[-num_val:]
 
 
-def reshuffled_order(n: int, epoch: int, seed: int) -> np.ndarray:
-    """A fresh order of ``n`` rows for ``epoch`` (``--reshuffle``); epoch 0 keeps the rows'."""
-    if epoch == 0:
+def tfdata_order(n: int, batch_size: int, seed: int, pass_index: int) -> np.ndarray:
+    """The order in which the tutorial's tf.data pipeline yields a subset in one pass.
+
+    ``text_dataset_from_directory`` shuffles each subset with ``shuffle(8 * batch_size,
+    seed=seed)`` and no global seed, so pass ``k`` draws from the ``k``-th seed pair of
+    ``Philox(87654321, seed)`` (``PARITY.md`` section 6.7).
+
+    Returns:
+        np.ndarray: ``order[i]`` is the position, in the split order, of the i-th row.
+    """
+    return shuffle_order(n, 8 * batch_size, DEFAULT_GRAPH_SEED, seed, pass_index)
+
+
+def epoch_pass(epoch: int, reshuffle: bool) -> int:
+    """Which tf.data pass of the training subset the tutorial's epoch ``epoch`` (0-based) reads.
+
+    With ``.cache()`` (the tutorial) every epoch reads pass 0, the one ``adapt`` filled the
+    cache with.  ``--reshuffle`` is the tutorial with ``.cache()`` removed from the training
+    dataset: ``adapt`` reads pass 0, and Keras 3's ``fit`` then opens two iterators per
+    epoch, trains on the first and drops the second, which it opens when the epoch's last
+    batch is read (``EpochIterator._enumerate_iterator``).  Measured with TensorFlow 2.21 and
+    Keras 3.15 by recording the batches ``fit`` sees: epochs 1, 2, 3 read passes 1, 3, 5.
+    """
+    return 2 * epoch + 1 if reshuffle else 0
+
+
+def pass_order(n: int, batch_size: int, seed: int, pass_index: int) -> np.ndarray:
+    """The rows of pass ``pass_index`` as positions in pass 0, the order :func:`load_imdb`
+    returns: ``rows[pass_order(...)]`` is what that pass yields."""
+    first = tfdata_order(n, batch_size, seed, 0)
+    if pass_index == 0:
         return np.arange(n)
-    return np.random.default_rng([seed, epoch]).permutation(n)
+    split_to_first = np.empty(n, dtype=np.int64)
+    split_to_first[first] = np.arange(n)  # where each split-order row sits in pass 0
+    return split_to_first[tfdata_order(n, batch_size, seed, pass_index)]
+
+
+def split_order(n: int, batch_size: int, seed: int) -> np.ndarray:
+    """The rows in the split order (before tf.data's shuffle), as positions in pass 0:
+    what ``text_dataset_from_directory`` hands to its ``shuffle``."""
+    return np.argsort(tfdata_order(n, batch_size, seed, 0))
 
 
 def _to_dataset(reviews: list[Review]) -> datasets.Dataset:
@@ -393,13 +430,22 @@ def exact_texts(dataset: datasets.Dataset) -> list[str | bytes]:
             for t, r in zip(dataset["text"], dataset["raw"], strict=True)]
 
 
-def load_imdb(
+@dataclass(frozen=True)
+class Splits:
+    """The tutorial's two subsets of the labelled reviews, each in pass-0 order."""
+
+    train: datasets.Dataset
+    val: datasets.Dataset
+    source: str  # where the reviews came from
+
+
+def load_splits(
     source: str | os.PathLike[str] | None = None,
     *,
     validation_split: float = 0.2,
     seed: int = 123,
     batch_size: int = 1024,
-) -> tuple[datasets.Dataset, datasets.Dataset]:
+) -> Splits:
     """The tutorial's training and validation subsets of the IMDb training reviews.
 
     Args:
@@ -410,15 +456,15 @@ def load_imdb(
             Default: ``1024``.
 
     Returns:
-        tuple[datasets.Dataset, datasets.Dataset]: ``(train, val)``, each in the order
-        the tutorial's cached pipeline yields it in every epoch.
+        Splits: ``train`` and ``val``, each in the order of the tutorial's first tf.data
+        pass (every epoch's order, because of ``.cache()``), and the source's description.
 
     Raises:
         DataSourceError: the source is unusable.
-        ValueError: ``validation_split`` leaves a subset empty.
+        InvalidInput: ``validation_split`` leaves a subset empty.
     """
     if not 0.0 < validation_split < 1.0:
-        raise ValueError(
+        raise InvalidInput(
             "validation_split must lie strictly between 0 and 1. "
             f"Received: validation_split={validation_split}"
         )
@@ -426,7 +472,20 @@ def load_imdb(
     train_idx, val_idx = split_indices(len(reviews), validation_split, seed)
     subsets = []
     for idx in (train_idx, val_idx):
-        order = shuffle_order(len(idx), 8 * batch_size, DEFAULT_GRAPH_SEED, seed)
+        order = tfdata_order(len(idx), batch_size, seed, 0)
         subsets.append(_to_dataset([reviews[i] for i in idx[order]]))
     log.info("IMDb from %s: %d training and %d validation reviews", where, *map(len, subsets))
-    return subsets[0], subsets[1]
+    return Splits(subsets[0], subsets[1], where)
+
+
+def load_imdb(
+    source: str | os.PathLike[str] | None = None,
+    *,
+    validation_split: float = 0.2,
+    seed: int = 123,
+    batch_size: int = 1024,
+) -> tuple[datasets.Dataset, datasets.Dataset]:
+    """``(train, val)`` of :func:`load_splits` with the same arguments."""
+    splits = load_splits(source, validation_split=validation_split, seed=seed,
+                         batch_size=batch_size)
+    return splits.train, splits.val

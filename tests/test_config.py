@@ -50,9 +50,6 @@ def test_rule_violations_name_the_field(capsys: pytest.CaptureFixture[str]) -> N
     assert "validation_split" in capsys.readouterr().err
     with pytest.raises(ValueError, match="epochs.*Received: epochs=0"):
         TrainConfig(epochs=0)
-    with pytest.raises(ValueError, match="deterministic.*--backend torch only.*got --backend "
-                                         "keras"):
-        TrainConfig(backend="keras", deterministic=True)
 
 
 def test_unknown_config_keys_are_rejected() -> None:

@@ -1,0 +1,119 @@
+"""The one contract every training backend implements.
+
+A backend takes the whole run configuration and the loaded reviews and returns one
+:class:`TrainResult`: the Keras-style history, the trained weights under the native
+names (:mod:`embeddings.weights`), the vocabulary, the review counts, the device it
+ran on and the versions of the libraries it used.  Before any data is read,
+:func:`check` asks it which flags it cannot honour (each is refused with a message
+naming the flag and the backend: nothing is silently ignored) and whether it can run
+here at all (extras installed, device present).
+
+Each epoch, a backend calls ``hooks.on_epoch_end(epoch, logs)`` with the epoch's
+``loss``, ``accuracy``, ``val_loss``, ``val_accuracy`` and ``seconds``, and, after
+every step, ``hooks.on_step(running_loss)`` with the epoch's running mean loss (what
+Keras logs at each batch end).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+import numpy as np
+
+from embeddings.config import RunConfig
+from embeddings.data import Splits
+from embeddings.errors import InvalidInput
+
+HISTORY_KEYS = ("loss", "accuracy", "val_loss", "val_accuracy", "seconds")
+EpochCallback = Callable[[int, dict[str, float]], None]
+
+
+@dataclass(frozen=True)
+class Hooks:
+    """What a backend reports while it trains."""
+
+    on_epoch_end: EpochCallback | None = None
+    on_step: Callable[[float], None] | None = None
+
+
+@dataclass
+class TrainResult:
+    """What every backend returns."""
+
+    history: dict[str, list[float]]  # HISTORY_KEYS -> one value per epoch
+    weights: dict[str, np.ndarray]  # native names, Keras layout
+    vocabulary: list[str]
+    train_reviews: int
+    val_reviews: int
+    device: str  # where it trained, e.g. "cpu", "cuda:0", "tensorflow:/CPU:0"
+    versions: dict[str, str] = field(default_factory=dict)  # library -> version
+
+
+class Backend(Protocol):
+    """A way to train the tutorial model (see the module docstring)."""
+
+    name: str
+
+    def unsupported(self, config: RunConfig) -> dict[str, str]:
+        """``{flag: why}`` for every set flag this backend cannot honour."""
+
+    def check_ready(self, config: RunConfig) -> None:
+        """Raise a :class:`~embeddings.errors.UsageError` if this backend cannot run
+        ``config`` here (a missing extra, an absent device); called before data is read."""
+
+    def train(self, config: RunConfig, data: Splits, hooks: Hooks) -> TrainResult:
+        """Train on ``data`` (both subsets in pass-0 order) as ``config`` says."""
+
+
+class UnsupportedFlag(InvalidInput):
+    """A flag the chosen backend cannot honour."""
+
+
+def check(backend: Backend, config: RunConfig) -> None:
+    """Refuse the flags ``backend`` cannot honour, then check that it can run here.
+
+    Raises:
+        UnsupportedFlag: the first flag it cannot honour, by name.
+        UsageError: the backend cannot run here (see :meth:`Backend.check_ready`).
+    """
+    for flag, why in backend.unsupported(config).items():
+        raise UnsupportedFlag(
+            f"--{flag.replace('_', '-')} cannot be honoured by --backend {backend.name}: "
+            f"{why}. Received: --backend {backend.name} with --{flag.replace('_', '-')}; "
+            "drop the flag or choose another backend."
+        )
+    backend.check_ready(config)
+
+
+def keras_history_callback(keras: Any, history: dict[str, list[float]], hooks: Hooks) -> Any:
+    """A ``keras.callbacks.Callback`` that fills ``history`` and calls ``hooks``.
+
+    Shared by the Keras and TensorFlow backends.  Keras is passed in, not imported: each
+    backend imports it its own way (on torch, on TensorFlow).
+
+    Args:
+        keras (module): the loaded ``keras`` package.
+        history (dict[str, list[float]]): filled in place, one value per epoch and key.
+        hooks (Hooks): the backend's hooks.
+    """
+
+    class EpochReport(keras.callbacks.Callback):
+        def on_epoch_begin(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
+            self.start = time.perf_counter()
+
+        def on_epoch_end(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
+            values = {k: float((logs or {})[k]) for k in HISTORY_KEYS if k != "seconds"}
+            values["seconds"] = time.perf_counter() - self.start
+            for key in HISTORY_KEYS:
+                history.setdefault(key, []).append(values[key])
+            if hooks.on_epoch_end is not None:
+                hooks.on_epoch_end(epoch, values)
+
+        def on_train_batch_end(self, batch: int, logs: dict[str, Any] | None = None) -> None:
+            if hooks.on_step is not None:
+                hooks.on_step(float((logs or {})["loss"]))
+
+    return EpochReport()
