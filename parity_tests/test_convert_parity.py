@@ -14,7 +14,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from embeddings import convert, predict
+from embeddings import convert, predict, runs
+from embeddings.model import SentimentClassifier
 from embeddings.testing import assert_close
 from parity_tests.conftest import FIXTURES, load_fixture
 
@@ -27,13 +28,14 @@ def test_converted_tf_model_predicts_tfs_logits(imdb_reviews, tmp_path: Path, re
     if backend == "keras":
         pytest.importorskip("embeddings.keras_model", reason="the keras extra is not installed")
     reference = load_fixture("keras/tutorial_small_logits.json")
-    run = predict.load_run(convert.keras_to_run(FIXTURES / "keras" / "tutorial_small.keras",
-                                                tmp_path / "run"))
+    run = runs.load_run(convert.keras_to_run(FIXTURES / "keras" / "tutorial_small.keras",
+                                             tmp_path / "run"))
     by_path = {r.path: r.raw for r in imdb_reviews}
     texts = [by_path[p] for p in reference["paths"]]
     expected = torch.tensor(reference["logits"])
     if backend == "torch":
-        logits = run.native_model()(run.vectorizer(texts)).detach()
+        model = SentimentClassifier.from_weights(run.weights)
+        logits = model(torch.from_numpy(run.vectorizer()(texts))).detach()
         report.check("TF-trained .keras converted: logits", backend,
                      float((logits - expected).abs().max()), 1e-6)
         assert_close(logits, expected, rtol=0, atol=1e-6)

@@ -34,15 +34,14 @@ import numpy as np
 import pytest
 import torch
 
+from embeddings import backends
+from embeddings.backends.vectorized import Vectorized, vectorize
 from embeddings.config import RunConfig, TrainConfig
-from embeddings.model import (
-    KERAS_NAMES,
-    SentimentClassifier,
-    binary_crossentropy_from_logits,
-    keras_init_,
-)
+from embeddings.data import Splits
+from embeddings.model import SentimentClassifier, binary_crossentropy_from_logits, keras_init_
+from embeddings.ops import square_sinks
 from embeddings.optim import KerasAdam
-from embeddings.train import Prepared, fit, fit_keras, prepare
+from embeddings.weights import NAMES
 from parity_tests.conftest import DEVICES, Report, load_fixture
 
 pytestmark = pytest.mark.imdb
@@ -50,8 +49,8 @@ BACKENDS = ["torch", "keras"]
 
 
 @pytest.fixture(scope="module")
-def prepared() -> Prepared:
-    return prepare(RunConfig(), torch.device("cpu"))
+def prepared(imdb_splits: Splits) -> Vectorized:
+    return vectorize(RunConfig(), imdb_splits, torch.device("cpu"))
 
 
 @pytest.fixture(scope="module")
@@ -83,8 +82,8 @@ def _native(device: str = "cpu") -> SentimentClassifier:
 
 
 def _digest(weights: dict[str, torch.Tensor]) -> str:
-    blob = b"".join(weights[n].detach().cpu().numpy().astype("<f4").tobytes()
-                    for n in KERAS_NAMES)
+    blob = b"".join(np.asarray(weights[n].detach().cpu() if isinstance(weights[n], torch.Tensor)
+                               else weights[n]).astype("<f4").tobytes() for n in NAMES)
     return hashlib.sha256(blob).hexdigest()
 
 
@@ -104,16 +103,16 @@ def _forward_backward(backend: str, device: str, ids: torch.Tensor, labels: torc
         logits = model(ids.to(device))
         loss = binary_crossentropy_from_logits(logits, labels.to(device))
         loss.backward()
-        grads = {n: p.grad for n, p in model.named_parameters()}
-        return logits, loss, grads, model.embedding.embeddings.grad_sq, model
+        grads = {n: p.grad for n, p in model.named_parameters() if n in NAMES}
+        return logits, loss, grads, model.embedding.occurrence_squares.grad, model
     km = _keras()
     model = km.build_model(10000, sequence_length=ids.shape[1])
     km.set_native_weights(model, _native().state_dict())
     logits = model(ids, training=True)[:, 0]
     loss = binary_crossentropy_from_logits(logits, labels)
     loss.backward()
-    grads = {n: v.value.grad for n, v in zip(KERAS_NAMES, model.trainable_weights, strict=True)}
-    return logits, loss, grads, model.trainable_weights[0].value.grad_sq, model
+    grads = {n: v.value.grad for n, v in km.native_variables(model).items()}
+    return logits, loss, grads, model.get_layer("embedding").occurrence_squares.value.grad, model
 
 
 @pytest.mark.parametrize("backend", BACKENDS)
@@ -132,7 +131,7 @@ def test_initial_weights_are_tensorflows(step0, report: Report, backend: str) ->
 
 @pytest.mark.parametrize("device", DEVICES)
 @pytest.mark.parametrize("backend", BACKENDS)
-def test_forward_logits(prepared: Prepared, imdb_split, step0, report: Report,  # type: ignore[no-untyped-def]
+def test_forward_logits(prepared: Vectorized, imdb_split, step0, report: Report,  # type: ignore[no-untyped-def]
                         backend: str, device: str) -> None:
     if backend == "keras" and device != "cpu":
         pytest.skip("the Keras checks run on the CPU only (their CUDA placement is untested)")
@@ -152,7 +151,7 @@ def test_forward_logits(prepared: Prepared, imdb_split, step0, report: Report,  
 
 @pytest.mark.parametrize("device", DEVICES)
 @pytest.mark.parametrize("backend", BACKENDS)
-def test_loss_gradients_and_one_adam_step(prepared: Prepared, step0, report: Report,  # type: ignore[no-untyped-def]
+def test_loss_gradients_and_one_adam_step(prepared: Vectorized, step0, report: Report,  # type: ignore[no-untyped-def]
                                           backend: str, device: str) -> None:
     if backend == "keras" and device != "cpu":
         pytest.skip("the Keras checks run on the CPU only (their CUDA placement is untested)")
@@ -162,20 +161,20 @@ def test_loss_gradients_and_one_adam_step(prepared: Prepared, step0, report: Rep
 
     loss_rel = abs(float(loss.detach()) - meta["batch0_loss"]) / meta["batch0_loss"]
     report.check(f"batch loss, relative ({device})", backend, loss_rel, 1e-6)
-    grad_diff = max(_max_diff(grads[n].detach().cpu(), arrays[f"grad/{n}"]) for n in KERAS_NAMES)
+    grad_diff = max(_max_diff(grads[n].detach().cpu(), arrays[f"grad/{n}"]) for n in NAMES)
     report.check(f"gradients of every weight ({device})", backend, grad_diff, 1e-7)
     sq_diff = _max_diff(grad_sq.cpu(), arrays["grad_sq/embedding.embeddings"])
     report.check(f"embedding per-occurrence squared gradient sum ({device})", backend, sq_diff,
                  1e-7)
     if backend == "torch":
-        KerasAdam(model.parameters()).step()
-        after = {n: p.detach().cpu() for n, p in model.named_parameters()}
+        KerasAdam(model.parameters(), squares=square_sinks(model)).step()
+        after = {n: p.detach().cpu() for n, p in model.state_dict().items()}
     else:
         km = _keras()
         model.optimizer.apply(
             [v.value.grad for v in model.trainable_weights], model.trainable_weights)
         after = km.native_weights(model)
-    step_diff = max(_max_diff(after[n], arrays[f"step1/{n}"]) for n in KERAS_NAMES)
+    step_diff = max(_max_diff(after[n], arrays[f"step1/{n}"]) for n in NAMES)
     report.check(f"weights after one Adam step ({device})", backend, step_diff, 1e-7)
     assert loss_rel <= 1e-6
     assert grad_diff <= 1e-7 and sq_diff <= 1e-7
@@ -183,27 +182,26 @@ def test_loss_gradients_and_one_adam_step(prepared: Prepared, step0, report: Rep
 
 
 @pytest.mark.parametrize("backend", BACKENDS)
-def test_negative_twin_torch_style_adam_misses_the_step(prepared: Prepared, step0,  # type: ignore[no-untyped-def]
+def test_negative_twin_torch_style_adam_misses_the_step(prepared: Vectorized, step0,  # type: ignore[no-untyped-def]
                                                         backend: str) -> None:
-    """Squaring the summed embedding gradient (torch.optim.Adam's v) breaks one-step parity."""
+    """Squaring the summed embedding gradient (torch.optim.Adam's v) breaks one-step parity:
+    the same optimizers, told of no squared-gradient sink, fall back to ``g * g``."""
     ids, labels = prepared.train_ids[:1024], prepared.train_labels[:1024]
-    _, _, _, grad_sq, model = _forward_backward(backend, "cpu", ids, labels)
-    grad_sq.zero_()  # makes the optimizer fall back to (sum g)^2
+    _, _, _, _, model = _forward_backward(backend, "cpu", ids, labels)
     if backend == "torch":
-        model.embedding.embeddings.grad_sq = None
-        KerasAdam(model.parameters()).step()
+        KerasAdam(model.parameters(), squares={}).step()
         table = model.embedding.embeddings.detach()
     else:
-        model.trainable_weights[0].value.grad_sq = None
-        model.optimizer.apply([v.value.grad for v in model.trainable_weights],
-                              model.trainable_weights)
-        table = model.trainable_weights[0].value.detach()
+        km = _keras()
+        variables = [v for n, v in km.native_variables(model).items()]
+        km.TFAdam(squares={}).apply([v.value.grad for v in variables], variables)
+        table = km.native_variables(model)["embedding.embeddings"].value.detach()
     assert _max_diff(table, step0[1]["step1/embedding.embeddings"]) > 1e-4
 
 
 @pytest.mark.parametrize("device", DEVICES)
 @pytest.mark.parametrize("backend", BACKENDS)
-def test_fifteen_epoch_trajectory(prepared: Prepared, tf_history, report: Report,  # type: ignore[no-untyped-def]
+def test_fifteen_epoch_trajectory(imdb_splits: Splits, tf_history, report: Report,  # type: ignore[no-untyped-def]
                                   backend: str, device: str) -> None:
     if backend == "keras" and device != "cpu":
         pytest.skip("the Keras checks run on the CPU only (their CUDA placement is untested)")
@@ -212,16 +210,10 @@ def test_fifteen_epoch_trajectory(prepared: Prepared, tf_history, report: Report
     steps: list[float] = []
     config = RunConfig(train=dataclasses.replace(TrainConfig(), seed=0, device=device,
                                                  backend=backend))
-    if backend == "torch":
-        model = _native(device)
-        on_device = dataclasses.replace(
-            prepared, **{k: getattr(prepared, k).to(device) for k in
-                         ("train_ids", "train_labels", "val_ids", "val_labels")})
-        history = fit(model, on_device, config, on_step=steps.append)
-        weights = {n: p.detach().cpu() for n, p in model.named_parameters()}
-    else:
+    if backend == "keras":
         _keras()
-        history, weights = fit_keras(prepared, config, on_step=steps.append)
+    result = backends.get(backend).train(config, imdb_splits, backends.Hooks(on_step=steps.append))
+    history, weights = result.history, result.weights
     if device == "cpu":
         report.curves[backend] = history
     ref = tf_history["histories"]["0"]
@@ -229,7 +221,7 @@ def test_fifteen_epoch_trajectory(prepared: Prepared, tf_history, report: Report
     acc = max(abs(a - b) for a, b in zip(history["val_accuracy"], ref["val_accuracy"],
                                          strict=True))
     final_loss = abs(history["loss"][-1] - ref["loss"][-1]) / ref["loss"][-1]
-    weight_diff = max(_max_diff(weights[n], final[f"final/{n}"]) for n in KERAS_NAMES)
+    weight_diff = max(_max_diff(weights[n], final[f"final/{n}"]) for n in NAMES)
     report.check(f"running loss at each of 300 steps, relative ({device})", backend, step_rel,
                  1e-6)
     report.check(f"per-epoch val_accuracy, 15 epochs ({device})", backend, acc, 0.005,
@@ -240,7 +232,7 @@ def test_fifteen_epoch_trajectory(prepared: Prepared, tf_history, report: Report
     assert step_rel <= 1e-6 and acc <= 0.005 and final_loss <= 0.01 and weight_diff <= 1e-5
 
 
-def test_keras_and_native_logits_agree_on_the_validation_set(prepared: Prepared,  # type: ignore[no-untyped-def]
+def test_keras_and_native_logits_agree_on_the_validation_set(prepared: Vectorized,  # type: ignore[no-untyped-def]
                                                              report: Report) -> None:
     """Issue 3's check: the same weights give the same logits on all 5,000 reviews (1e-6;
     only the pooling's summation order differs: TF's four lanes vs torch's mean)."""

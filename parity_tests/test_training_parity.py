@@ -26,42 +26,34 @@ import dataclasses
 import pytest
 import torch
 
-from embeddings import ops
+from embeddings import backends
 from embeddings.config import RunConfig, TrainConfig
-from embeddings.model import SentimentClassifier, keras_init_
+from embeddings.data import Splits
+from embeddings.ops import bag
 from embeddings.testing import assert_close
-from embeddings.train import Prepared, fit, fit_keras, prepare
 
 pytestmark = pytest.mark.imdb
 SEEDS = range(5)
 
-
-@pytest.fixture(scope="module")
-def prepared() -> Prepared:
-    return prepare(RunConfig(), torch.device("cpu"))
-
-
 _HISTORIES: dict[tuple[str, int], dict[str, list[float]]] = {}
 
 
-def _train(prepared: Prepared, seed: int, backend: str = "torch") -> dict[str, list[float]]:
+def _train(splits: Splits, seed: int, backend: str = "torch") -> dict[str, list[float]]:
+    """Train through the backend contract, on the CPU, from the seed alone."""
     config = RunConfig(train=dataclasses.replace(TrainConfig(), seed=seed, device="cpu",
                                                  backend=backend))
     if backend == "keras":
         pytest.importorskip("embeddings.keras_model",
                             reason="the keras extra is not installed: pip install '.[keras]'")
-        return fit_keras(prepared, config)[0]
-    model = SentimentClassifier(10000, 16, 16)
-    keras_init_(model, seed)
-    return fit(model, prepared, config)
+    return backends.get(backend).train(config, splits, backends.Hooks()).history
 
 
 @pytest.mark.parametrize("backend", ["torch", "keras"])
 @pytest.mark.parametrize("seed", SEEDS)
-def test_history_is_tensorflows(prepared: Prepared, tf_history, report, seed: int,  # type: ignore[no-untyped-def]
+def test_history_is_tensorflows(imdb_splits: Splits, tf_history, report, seed: int,  # type: ignore[no-untyped-def]
                                 backend: str) -> None:
     ref = tf_history["histories"][str(seed)]
-    ours = _HISTORIES[backend, seed] = _train(prepared, seed, backend)
+    ours = _HISTORIES[backend, seed] = _train(imdb_splits, seed, backend)
     acc = max(abs(a - b) for a, b in zip(ours["val_accuracy"], ref["val_accuracy"], strict=True))
     loss = max(abs(a - b) / b for k in ("loss", "val_loss")
                for a, b in zip(ours[k], ref[k], strict=True))
@@ -74,10 +66,10 @@ def test_history_is_tensorflows(prepared: Prepared, tf_history, report, seed: in
 
 
 @pytest.mark.parametrize("backend", ["torch", "keras"])
-def test_five_seed_mean_accuracy(prepared: Prepared, tf_history, report,  # type: ignore[no-untyped-def]
+def test_five_seed_mean_accuracy(imdb_splits: Splits, tf_history, report,  # type: ignore[no-untyped-def]
                                  backend: str) -> None:
     """The statistical check: final val_accuracy averaged over 5 seeds, within 1 point."""
-    ours = [(_HISTORIES.get((backend, s)) or _train(prepared, s, backend))["val_accuracy"][-1]
+    ours = [(_HISTORIES.get((backend, s)) or _train(imdb_splits, s, backend))["val_accuracy"][-1]
             for s in SEEDS]
     theirs = [tf_history["histories"][str(s)]["val_accuracy"][-1] for s in SEEDS]
     diff = abs(sum(ours) / len(ours) - sum(theirs) / len(theirs))
@@ -87,18 +79,23 @@ def test_five_seed_mean_accuracy(prepared: Prepared, tf_history, report,  # type
 
 
 def test_excluding_padding_from_the_mean_breaks_parity(
-    prepared: Prepared, tf_history, monkeypatch: pytest.MonkeyPatch  # type: ignore[no-untyped-def]
+    imdb_splits: Splits, tf_history, monkeypatch: pytest.MonkeyPatch  # type: ignore[no-untyped-def]
 ) -> None:
-    """Negative twin: a masked mean (padding_idx-style) does not train like the tutorial."""
-    stock = ops.embedding_bag_mean
+    """Negative twin: a masked mean (padding_idx-style) does not train like the tutorial.
 
-    def masked_mean(weight: torch.Tensor, ids: torch.Tensor,
+    The mask is applied through the op's own ragged bags (each review's non-padding ids),
+    so that everything else, the squared-gradient sink included, stays as it is."""
+    stock = bag.embedding_bag_mean
+
+    def masked_mean(weight: torch.Tensor, ids: torch.Tensor, offsets: None = None, *,
+                    squares: torch.Tensor | None = None,
                     deterministic: bool | None = None) -> torch.Tensor:
-        mask = (ids != 0).unsqueeze(-1).to(weight.dtype)  # (B, T, 1)
-        rows = torch.nn.functional.embedding(ids, weight) * mask
-        return rows.sum(1) / mask.sum(1).clamp(min=1)
+        keep = ids != 0
+        lengths = keep.sum(1)
+        return stock(weight, ids[keep], torch.cumsum(lengths, 0) - lengths, squares=squares,
+                     deterministic=deterministic)
 
-    monkeypatch.setattr(ops, "embedding_bag_mean", masked_mean)
-    ours = _train(prepared, 0)
-    monkeypatch.setattr(ops, "embedding_bag_mean", stock)
+    monkeypatch.setattr(bag, "embedding_bag_mean", masked_mean)
+    ours = _train(imdb_splits, 0)
+    monkeypatch.setattr(bag, "embedding_bag_mean", stock)
     assert ours["val_accuracy"] != tf_history["histories"]["0"]["val_accuracy"]
