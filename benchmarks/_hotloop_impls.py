@@ -53,7 +53,8 @@ def memory_estimate(impl: str, shape: tuple[int, int, int, int]) -> int:
     """Rough peak bytes of one case: the source table, the weight, its gradient(s),
     ids, and for the paths that materialise it a few ``(B, T, D)`` tensors."""
     batch, length, vocab, dim = shape
-    tables = 4 if impl.startswith("ours") else 3  # source + weight + grad (+ grad_sq)
+    # source + weight + grad (+ ours: the sink and its gradient, the squared sums)
+    tables = 5 if impl.startswith("ours") else 3
     rows = 3 * batch * length * dim * 4 if impl in NAIVE else 0
     return tables * vocab * dim * 4 + 3 * batch * length * 8 + rows
 
@@ -93,16 +94,11 @@ def device_skip(impl: str, device: torch.device) -> str | None:
 
 @contextlib.contextmanager
 def torch_path() -> Iterator[None]:
-    """Disable the compiled CPU kernels and the Triton kernels, then restore them."""
-    from embeddings import kernels, ops
+    """Run the op on its pure-torch reference instead of the C or Triton kernels."""
+    from embeddings import ops
 
-    saved, saved_triton = kernels.usable, ops.gpu_kernels
-    kernels.usable = lambda *tensors: False
-    ops.gpu_kernels = lambda tensor: None
-    try:
+    with ops.use("reference"):
         yield
-    finally:
-        kernels.usable, ops.gpu_kernels = saved, saved_triton
 
 
 def embedding_mean(ids: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
@@ -110,8 +106,9 @@ def embedding_mean(ids: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
 
 
 def build(impl: str, ids: torch.Tensor,
-          weight: torch.Tensor) -> tuple[Forward, torch.Tensor, str]:
-    """One implementation's forward closure, the leaf weight it differentiates, a note.
+          weight: torch.Tensor) -> tuple[Forward, tuple[torch.Tensor, ...], str]:
+    """One implementation's forward closure, the leaves it differentiates (the weight first;
+    ours also fills its squared-gradient sink, as training does), a note.
 
     Args:
         impl (str): a name from ``IMPLS`` other than ``tf``.
@@ -119,7 +116,8 @@ def build(impl: str, ids: torch.Tensor,
         weight (torch.Tensor): ``(V, D)`` values to copy into the implementation's table.
 
     Returns:
-        tuple[Forward, torch.Tensor, str]: ``forward()`` -> ``(B, D)``, the leaf, a note.
+        tuple[Forward, tuple[torch.Tensor, ...], str]: ``forward()`` -> ``(B, D)``, the
+        leaves, a note.
 
     Raises:
         Exception: whatever building or compiling raises; the caller records it.
@@ -141,25 +139,28 @@ def build(impl: str, ids: torch.Tensor,
             return pool(emb(x))  # (B, T) -> (B, T, D) -> (B, D)
 
         call = torch.compile(keras_call, dynamic=False) if impl == "keras_jit" else keras_call
-        return (lambda: call(ids)), leaf, f"keras {keras.__version__} on torch"
+        return (lambda: call(ids)), (leaf,), f"keras {keras.__version__} on torch"
     leaf = weight.clone().requires_grad_()
     if impl == "embedding_mean":
-        return (lambda: embedding_mean(ids, leaf)), leaf, note
+        return (lambda: embedding_mean(ids, leaf)), (leaf,), note
     if impl == "embeddingbag":
-        return (lambda: F.embedding_bag(ids, leaf, mode="mean")), leaf, note
+        return (lambda: F.embedding_bag(ids, leaf, mode="mean")), (leaf,), note
     if impl in ("ours", "ours_deterministic", "ours_torch"):
-        from embeddings import kernels, ops
+        from embeddings import ops
+        from embeddings.ops import cpu
 
         if impl != "ours_torch":
-            fast = (ops.gpu_kernels(ids) is not None if ids.device.type == "cuda"
-                    else kernels.available())
+            fast = (ops.dispatch.cuda_kernels() is not None if ids.device.type == "cuda"
+                    else cpu.available())
             note = ("triton kernels" if ids.device.type == "cuda" else "compiled C kernels"
                     ) if fast else "no kernels here: same path as ours_torch"
         exact = impl == "ours_deterministic"
-        return (lambda: ops.embedding_bag_mean(leaf, ids, deterministic=exact)), leaf, note
+        sink = torch.zeros_like(leaf, requires_grad=True)
+        return (lambda: ops.embedding_bag_mean(leaf, ids, squares=sink, deterministic=exact)
+                ), (leaf, sink), note
     if impl == "ours_compiled":
         compiled = torch.compile(embedding_mean, dynamic=False)
-        return (lambda: compiled(ids, leaf)), leaf, note
+        return (lambda: compiled(ids, leaf)), (leaf,), note
     raise ValueError(f"impl must be one of {', '.join(IMPLS)}. Received: impl={impl!r}")
 
 

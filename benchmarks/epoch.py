@@ -5,22 +5,20 @@ Usage::
     python -m benchmarks.epoch [--data PATH] [--epochs 10] [--backends torch,keras,keras_plain,tf]
                                [--out REPORT.json]
 
-The parent loads and vectorizes IMDb once (:func:`embeddings.train.prepare`,
-``RunConfig()`` defaults, CPU) and hands the four id/label arrays to each backend
-as ``.npy`` files.  Every backend runs in its own subprocess of this interpreter
-(``--worker``), because Keras holds one backend per process and so that no run
-inherits another's threads, caches or compiled graphs:
+The parent loads and vectorizes IMDb once (:func:`embeddings.backends.vectorized.vectorize`,
+``RunConfig()`` defaults, CPU), for the arrays' digests and for ``keras_plain``, which
+gets the four id/label arrays as ``.npy`` files.  Every backend runs in its own
+subprocess of this interpreter (``--worker``), because Keras holds one backend per
+process and so that no run inherits another's threads, caches or compiled graphs:
 
-* ``torch``: :func:`embeddings.train.fit` with a fresh ``SentimentClassifier(10000, 16, 16)``
-  and ``keras_init_(model, 0)``;
-* ``keras``: :func:`embeddings.train.fit_keras` (Keras 3 on torch with our exact
-  embedding and TensorFlow-rule Adam);
+* ``torch``, ``keras``, ``tf``: the backend's ``train`` (:mod:`embeddings.backends`),
+  exactly what ``python -m embeddings.train --backend NAME`` runs, on the reviews the
+  worker loads itself (loading and vectorizing are outside the epoch times).  ``tf``
+  runs only when this interpreter can import TensorFlow; its model begins with Keras's
+  ``TextVectorization``, so each of its epochs also tokenizes the 25,000 reviews, as
+  the tutorial does;
 * ``keras_plain``: stock Keras 3 on torch, ``build_model(..., exact_embedding=False)``,
-  ``model.fit`` on the same NumPy arrays, batch 1024, ``shuffle=False``;
-* ``tf``: the tutorial in TensorFlow (:func:`embeddings.tf_backend.fit_tf`), only when
-  this interpreter can import TensorFlow.  It is fed the review *texts*: its model
-  begins with Keras's ``TextVectorization``, so each of its epochs also tokenizes
-  the 25,000 reviews, as the tutorial does.
+  ``model.fit`` on the parent's NumPy arrays, batch 1024, ``shuffle=False``.
 
 An epoch is 20,000 training reviews in batches of 1024 plus the evaluation of the
 5,000 validation reviews, both inside the epoch time.  The first epoch is a
@@ -66,31 +64,31 @@ def _config(source: str | None, epochs: int) -> Any:
                      train=dataclasses.replace(TrainConfig(), epochs=epochs, device="cpu"))
 
 
-def save_arrays(prepared: Any, folder: Path) -> dict[str, str]:
-    """Write the prepared ids and labels as ``.npy`` (no pickle); return their SHA-256s."""
+def save_arrays(arrays: dict[str, np.ndarray], folder: Path) -> dict[str, str]:
+    """Write the ids and labels as ``.npy`` (no pickle); return their SHA-256s."""
     digests = {}
     for name in ARRAYS:
-        array = getattr(prepared, name).cpu().numpy()
+        array = arrays[name]
         np.save(folder / f"{name}.npy", array, allow_pickle=False)
         digests[name] = hashlib.sha256(array.tobytes()).hexdigest()
     return digests
 
 
-def load_prepared(folder: Path | None, config: Any) -> Any:
-    """The :class:`embeddings.train.Prepared` of ``folder``'s arrays, or a fresh ``prepare``.
+def _splits(config: Any) -> Any:
+    from embeddings.data import load_splits
 
-    The vectorizer of a loaded one is left unadapted: training never uses it.
-    """
-    from embeddings.text import TextVectorization
-    from embeddings.train import Prepared, prepare
+    return load_splits(config.data.data, validation_split=config.data.validation_split,
+                       seed=config.data.split_seed, batch_size=config.train.batch_size)
 
+
+def load_arrays(folder: Path | None, config: Any) -> dict[str, np.ndarray]:
+    """The parent's id and label arrays from ``folder``, or freshly vectorized ones."""
     if folder is None:
-        return prepare(config, torch.device("cpu"))
-    arrays = {name: torch.from_numpy(np.load(folder / f"{name}.npy", allow_pickle=False))
-              for name in ARRAYS}
-    vectorizer = TextVectorization(max_tokens=config.text.vocab_size, standardize="tutorial",
-                                   output_sequence_length=config.text.sequence_length)
-    return Prepared(vectorizer=vectorizer, **arrays)
+        from embeddings.backends.vectorized import vectorize
+
+        inputs = vectorize(config, _splits(config), torch.device("cpu"))
+        return {name: getattr(inputs, name).numpy() for name in ARRAYS}
+    return {name: np.load(folder / f"{name}.npy", allow_pickle=False) for name in ARRAYS}
 
 
 def _final(history: dict[str, list[float]]) -> dict[str, float]:
@@ -109,48 +107,21 @@ def run_backend(backend: str, config: Any, folder: Path | None) -> dict[str, Any
     Returns:
         dict[str, Any]: ``seconds`` per epoch, the ``final`` epoch's metrics and versions.
     """
-    from embeddings import kernels
+    from embeddings import backends
+    from embeddings.ops import cpu
 
-    versions: dict[str, Any] = {}
-    if backend == "tf":
-        from embeddings.data import load_imdb
-        from embeddings.tf_backend import fit_tf
-
-        train, val = load_imdb(config.data.data, validation_split=config.data.validation_split,
-                               seed=config.data.split_seed, batch_size=config.train.batch_size)
-        history, _, _ = fit_tf(
-            train, val, vocab_size=config.text.vocab_size,
-            sequence_length=config.text.sequence_length,
-            embedding_dim=config.model.embedding_dim, hidden_units=config.model.hidden_units,
-            batch_size=config.train.batch_size, epochs=config.train.epochs,
-            learning_rate=config.train.learning_rate, seed=config.train.seed, reshuffle=False)
-        import tensorflow as tf
-
-        versions = {"tensorflow": tf.__version__, "keras": sys.modules["keras"].__version__}
+    if backend == "keras_plain":
+        history = _fit_keras_plain(load_arrays(folder, config), config)
+        versions = {"keras": sys.modules["keras"].__version__}
     else:
-        prepared = load_prepared(folder, config)
-        if backend == "torch":
-            from embeddings.model import SentimentClassifier, keras_init_
-            from embeddings.train import fit
-
-            model = SentimentClassifier(config.text.vocab_size, config.model.embedding_dim,
-                                        config.model.hidden_units)
-            keras_init_(model, config.train.seed)
-            history = fit(model, prepared, config)
-        elif backend == "keras":
-            from embeddings.train import fit_keras
-
-            history, _ = fit_keras(prepared, config)
-        else:
-            history = _fit_keras_plain(prepared, config)
-        if backend != "torch":
-            versions = {"keras": sys.modules["keras"].__version__}
+        result = backends.get(backend).train(config, _splits(config), backends.Hooks())
+        history, versions = result.history, result.versions
     return {"backend": backend, "seconds": history["seconds"], "final": _final(history),
-            "kernels_available": kernels.available(), "torch_num_threads":
+            "kernels_available": cpu.available(), "torch_num_threads":
             torch.get_num_threads(), **versions}
 
 
-def _fit_keras_plain(prepared: Any, config: Any) -> dict[str, list[float]]:
+def _fit_keras_plain(arrays: dict[str, np.ndarray], config: Any) -> dict[str, list[float]]:
     """Stock Keras 3 on torch: ``model.fit`` with ``Embedding`` and ``Adam`` as shipped."""
     from embeddings import keras_model
 
@@ -170,9 +141,9 @@ def _fit_keras_plain(prepared: Any, config: Any) -> dict[str, list[float]]:
                                         sequence_length=config.text.sequence_length,
                                         exact_embedding=False)
         fitted = model.fit(
-            prepared.train_ids.numpy(), prepared.train_labels.numpy(),
+            arrays["train_ids"], arrays["train_labels"],
             batch_size=config.train.batch_size, epochs=config.train.epochs, shuffle=False,
-            validation_data=(prepared.val_ids.numpy(), prepared.val_labels.numpy()),
+            validation_data=(arrays["val_ids"], arrays["val_labels"]),
             callbacks=[EpochTimer()], verbose=0)
     history: dict[str, list[float]] = {k: [float(x) for x in v]
                                        for k, v in fitted.history.items()}
@@ -284,18 +255,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.worker:
         print(json.dumps(run_backend(args.backends[0], config, args.arrays)))
         return 0
-    from embeddings import kernels
-    from embeddings.train import prepare
+    from embeddings.ops import cpu
 
     out = args.out or common.default_out("epoch")
     load_before = os.getloadavg()
     start = time.perf_counter()
-    prepared = prepare(config, torch.device("cpu"))
+    arrays = load_arrays(None, config)
     prepare_s = time.perf_counter() - start
-    n_train, n_val = len(prepared.train_ids), len(prepared.val_ids)
+    n_train, n_val = len(arrays["train_ids"]), len(arrays["val_ids"])
     results: dict[str, dict[str, Any]] = {}
     with tempfile.TemporaryDirectory(prefix="bench-epoch-") as tmp:
-        digests = save_arrays(prepared, Path(tmp))
+        digests = save_arrays(arrays, Path(tmp))
         for backend in args.backends:
             results[backend] = spawn(backend, args.epochs, source, Path(tmp))
             print(f"{backend}: {results[backend].get('skipped') or 'done'}", flush=True)
@@ -303,7 +273,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     report = {
         "benchmark": "epoch",
         "environment": common.environment(),
-        "kernels_available": kernels.available(),
+        "kernels_available": cpu.available(),
         "data": {"source": source or "default fallbacks", "n_train": n_train, "n_val": n_val,
                  "arrays_sha256": digests, "prepare_s": prepare_s},
         "config": {**config.to_dict(), "warmup_epochs": WARMUP_EPOCHS, "device": "cpu"},

@@ -10,12 +10,11 @@ Implementations (``weight (V, D)``, ``ids (B, T)`` -> ``(B, D)``):
 * ``embedding_mean``: ``F.embedding(ids, w).mean(1)``;
 * ``embeddingbag``: ``F.embedding_bag(ids, w, mode="mean")`` on the dense 2-D ids;
 * ``ours``: :func:`embeddings.ops.embedding_bag_mean` (the compiled CPU kernels when
-  :func:`embeddings.kernels.available`, the Triton kernels on CUDA; its backward also
-  yields ``grad_sq``);
+  :func:`embeddings.ops.cpu.available`, the Triton kernels on CUDA; its backward also
+  fills the squared-gradient sink, as in training);
 * ``ours_deterministic``: the same with ``deterministic=True`` (CUDA only: the sorted
   backward instead of atomic adds; on the CPU it would repeat ``ours``);
-* ``ours_torch``: the same op with both kinds of kernels patched off (the pure-torch
-  formulation), restored afterwards;
+* ``ours_torch``: the same op on its pure-torch reference (``embeddings.ops.use``);
 * ``ours_compiled``: ``torch.compile(dynamic=False)`` of ``F.embedding(ids, w).mean(1)``;
 * ``keras_eager`` / ``keras_jit``: Keras 3 on torch, ``Embedding(V, D)`` then
   ``GlobalAveragePooling1D()`` on the ids, eager and under ``torch.compile``
@@ -31,9 +30,10 @@ The implementations, inputs and memory guard live in ``benchmarks/_hotloop_impls
 Phases: ``forward`` (autograd recording, as in training), ``backward`` (the graph of
 one forward is kept with ``retain_graph=True`` and only ``torch.autograd.grad`` is
 timed; ``tf`` has no kept tape, so its backward is the difference of the medians)
-and ``forward_backward``.  The gradient goes through ``torch.autograd.grad(out, w,
+and ``forward_backward``.  The gradient goes through ``torch.autograd.grad(out, leaves,
 upstream)``, the same gradient as ``(out * upstream).sum().backward()`` without
-that extra elementwise product and without accumulating into ``w.grad``.
+that extra elementwise product and without accumulating into ``w.grad`` (for ours the
+leaves are the table and its squared-gradient sink).
 
 Ids: Zipf-like (``p(id) ~ 1/id`` over ``1..V-1``, so small ids are frequent as in a
 frequency-sorted vocabulary) with 4% padding zeros, fixed seed.  Every case gets a
@@ -111,18 +111,17 @@ def copy_bandwidth(device: torch.device, min_run_time: float) -> dict[str, Any]:
     return result
 
 
-def _grad(out: torch.Tensor, leaf: torch.Tensor, upstream: torch.Tensor,
+def _grad(out: torch.Tensor, leaves: tuple[torch.Tensor, ...], upstream: torch.Tensor,
           retain: bool) -> torch.Tensor:
-    leaf.grad_sq = None  # type: ignore[attr-defined]  # ours accumulates grad_sq otherwise
-    (grad,) = torch.autograd.grad(out, (leaf,), upstream, retain_graph=retain)
-    return grad
+    """The weight's gradient (the first leaf's; the others are computed and dropped)."""
+    return torch.autograd.grad(out, leaves, upstream, retain_graph=retain)[0]
 
 
-def _measure_backward(forward: Forward, leaf: torch.Tensor, upstream: torch.Tensor,
-                      min_run_time: float) -> dict[str, Any]:
+def _measure_backward(forward: Forward, leaves: tuple[torch.Tensor, ...],
+                      upstream: torch.Tensor, min_run_time: float) -> dict[str, Any]:
     """Time the backward alone: one forward's graph is kept and differentiated repeatedly."""
     kept = forward()
-    return measure(lambda: _grad(kept, leaf, upstream, retain=True), min_run_time, WARMUP)
+    return measure(lambda: _grad(kept, leaves, upstream, retain=True), min_run_time, WARMUP)
 
 
 def run_impl(impl: str, shape_name: str, ids: torch.Tensor, weight: torch.Tensor,
@@ -141,9 +140,9 @@ def run_impl(impl: str, shape_name: str, ids: torch.Tensor, weight: torch.Tensor
     guard = torch_path() if impl == "ours_torch" else contextlib.nullcontext()
     with guard:
         try:
-            forward, leaf, note = build(impl, ids, weight)
+            forward, leaves, note = build(impl, ids, weight)
             out = forward()  # compiles, for the compiled cases
-            grad = _grad(out, leaf, upstream, retain=False)
+            grad = _grad(out, leaves, upstream, retain=False)
         except Exception as err:  # a compiler or Keras failure: recorded, not fatal
             why = f"skipped: {type(err).__name__}: {str(err).strip().splitlines()[0][:300]}"
             return {p: {"skipped": why} for p in PHASES}, {"skipped": why}
@@ -155,11 +154,11 @@ def run_impl(impl: str, shape_name: str, ids: torch.Tensor, weight: torch.Tensor
         del out, grad
         timings = {"forward": measure(forward, min_run_time, WARMUP)}
         timings["forward_backward"] = measure(
-            lambda: _grad(forward(), leaf, upstream, retain=False), min_run_time, WARMUP)
+            lambda: _grad(forward(), leaves, upstream, retain=False), min_run_time, WARMUP)
         for timing in timings.values():
             timing["method"] = "timed"
         try:
-            timings["backward"] = _measure_backward(forward, leaf, upstream, min_run_time)
+            timings["backward"] = _measure_backward(forward, leaves, upstream, min_run_time)
             timings["backward"]["method"] = "timed (retain_graph=True)"
         except RuntimeError as err:  # compiled backwards with donated buffers refuse retain_graph
             timings["backward"] = derived_backward(timings["forward"],
@@ -317,9 +316,11 @@ def main(argv: Sequence[str] | None = None) -> int:
             "bytes_model": "forward B*T*8 + B*T*D*4 + B*D*4; backward B*T*8 + B*D*4 + "
                            "B*T*D*4; forward_backward their sum; (V, D) zero fill excluded",
             "backward": "graph of one forward kept (retain_graph=True); only "
-                        "torch.autograd.grad(out, w, upstream) timed; tf: median difference",
+                        "torch.autograd.grad(out, leaves, upstream) timed; tf: median "
+                        "difference",
             "ids": "Zipf-like p(id) ~ 1/id over 1..V-1, 4% padding zeros, fixed seed",
-            "ours_backward_extra": "ours/ours_torch also produce grad_sq (V, D)",
+            "ours_backward_extra": "ours/ours_torch also produce the squared sums (V, D), "
+                                   "the gradient of their sink",
         },
         "kernels_available": _kernels_available(),
         "copy": copy,
@@ -337,9 +338,9 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _kernels_available() -> bool:
-    from embeddings import kernels
+    from embeddings.ops import cpu
 
-    return kernels.available()
+    return cpu.available()
 
 
 if __name__ == "__main__":

@@ -42,7 +42,6 @@ from typing import Any
 
 import numpy as np
 import pyarrow as pa
-import torch
 
 from benchmarks import common
 from benchmarks._tf_vectorizer import read_texts, write_texts
@@ -68,7 +67,7 @@ def _to_bytes(text: str | bytes) -> bytes:
 
 def time_ours(
     train_texts: Sequence[str | bytes], all_texts: Sequence[str | bytes], repeats: int
-) -> tuple[dict[str, list[float]], TextVectorization, torch.Tensor]:
+) -> tuple[dict[str, list[float]], TextVectorization, np.ndarray]:
     """Time our vectorizer: one warm-up, then ``repeats`` fresh adapt + transform runs.
 
     Args:
@@ -77,7 +76,7 @@ def time_ours(
         repeats (int): timed repetitions.
 
     Returns:
-        tuple[dict[str, list[float]], TextVectorization, torch.Tensor]: seconds per phase
+        tuple[dict[str, list[float]], TextVectorization, np.ndarray]: seconds per phase
         and repetition, the last vectorizer, and its ids of shape ``(N, T)``.
     """
 
@@ -302,7 +301,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         else:
             note = ""
             ours_vocab = [_to_bytes(t) for t in vec.get_vocabulary()]
-            ids = ours_ids.numpy()
+            ids = ours_ids
             report["tf"] = {
                 "tf_python": tf_python,
                 **{k: v for k, v in result.items() if k not in ("times_s", "input_conversion_s")},
