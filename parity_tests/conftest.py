@@ -19,6 +19,8 @@ import numpy as np
 import pytest
 import torch
 
+from embeddings.testing import assert_close
+
 FIXTURES = Path(os.environ.get("EMBEDDINGS_FIXTURES") or Path(__file__).parent / "fixtures")
 DEVICES = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
 
@@ -53,6 +55,24 @@ class Report:
 
 
 _REPORT = Report()
+
+
+def hold_history(report: Report, label: str, backend: str, ours: dict[str, list[float]],
+                 theirs: dict[str, list[float]]) -> None:
+    """Hold a history to TensorFlow's, as every training parity check does: ``accuracy`` and
+    ``val_accuracy`` equal in every epoch (ratios of integer counts), ``loss`` and
+    ``val_loss`` within 1e-6 relative (1-2 float32 ulps: the 16 -> 1 matmul and the loss
+    reduction sum in another order, PARITY.md section 8)."""
+    acc = max(abs(a - b) for a, b in zip(ours["val_accuracy"], theirs["val_accuracy"],
+                                         strict=True))
+    loss = max(abs(a - b) / b for k in ("loss", "val_loss")
+               for a, b in zip(ours[k], theirs[k], strict=True))
+    report.check(f"{label}: val_accuracy, every epoch", backend, acc, 0.0, "exactly equal")
+    report.check(f"{label}: loss and val_loss, relative", backend, loss, 1e-6)
+    assert ours["val_accuracy"] == theirs["val_accuracy"]
+    assert ours["accuracy"] == theirs["accuracy"]
+    assert_close(ours["loss"], theirs["loss"], rtol=1e-6, atol=0)
+    assert_close(ours["val_loss"], theirs["val_loss"], rtol=1e-6, atol=0)
 
 
 @pytest.fixture(scope="session")

@@ -23,9 +23,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import os
 import subprocess
-import sys
 import typing
 from typing import Any
 
@@ -34,8 +32,8 @@ import pytest
 from embeddings import backends, data
 from embeddings.config import RunConfig
 from embeddings.data import Splits, load_splits
-from embeddings.testing import assert_close
-from parity_tests.conftest import Report, load_fixture
+from embeddings.testing import tensorflow_python
+from parity_tests.conftest import Report, hold_history, load_fixture
 
 pytestmark = pytest.mark.imdb
 BACKENDS = ["torch", "keras"]
@@ -79,20 +77,6 @@ def _train(config: RunConfig) -> dict[str, list[float]]:
                                                     backends.Hooks()).history
 
 
-def _hold(report: Report, name: str, backend: str, ours: dict[str, list[float]],
-          theirs: dict[str, list[float]]) -> None:
-    acc = max(abs(a - b) for a, b in zip(ours["val_accuracy"], theirs["val_accuracy"],
-                                         strict=True))
-    loss = max(abs(a - b) / b for k in ("loss", "val_loss")
-               for a, b in zip(ours[k], theirs[k], strict=True))
-    report.check(f"flags {name}: val_accuracy, every epoch", backend, acc, 0.0, "exactly equal")
-    report.check(f"flags {name}: loss and val_loss, relative", backend, loss, 1e-6)
-    assert ours["val_accuracy"] == theirs["val_accuracy"]
-    assert ours["accuracy"] == theirs["accuracy"]
-    assert_close(ours["loss"], theirs["loss"], rtol=1e-6, atol=0)
-    assert_close(ours["val_loss"], theirs["val_loss"], rtol=1e-6, atol=0)
-
-
 @pytest.mark.parametrize("backend", BACKENDS)
 @pytest.mark.parametrize("name", _names())
 def test_flags_give_tensorflows_history(flagsets: dict[str, Any], report: Report, name: str,
@@ -102,7 +86,7 @@ def test_flags_give_tensorflows_history(flagsets: dict[str, Any], report: Report
     recorded = flagsets["flagsets"][name]
     config = config_for(recorded["settings"], backend)
     assert config.train.epochs == len(recorded["history"]["loss"])
-    _hold(report, name, backend, _train(config), recorded["history"])
+    hold_history(report, f"flags {name}", backend, _train(config), recorded["history"])
 
 
 def test_flag_sets_cover_the_issue(flagsets: dict[str, Any]) -> None:
@@ -154,18 +138,12 @@ def test_tensorflow_backend_gives_the_recorded_histories(flagsets: dict[str, Any
                                                          report: Report) -> None:
     """``--backend tf`` is the tutorial itself: with every flag set it must give the
     history the reference generator recorded (one subprocess: Keras on TensorFlow)."""
-    env = {k: v for k, v in os.environ.items() if k != "KERAS_BACKEND"}
-    python = os.environ.get("EMBEDDINGS_TF_PYTHON", sys.executable)
-    if subprocess.run([python, "-c", "import tensorflow"], env=env, capture_output=True,
-                      check=False).returncode != 0:
-        message = f"needs TensorFlow (the tf extra) in {python} or EMBEDDINGS_TF_PYTHON"
-        if os.environ.get("EMBEDDINGS_REQUIRE_TF"):
-            pytest.fail(message)
-        pytest.skip(message)
+    python, env = tensorflow_python()
     settings = {n: s["settings"] for n, s in flagsets["flagsets"].items()}
     proc = subprocess.run([python, "-c", _TF_RUN, json.dumps(settings)], capture_output=True,
                           text=True, env=env, timeout=1800, check=False)
     assert proc.returncode == 0, proc.stderr[-3000:]
     histories = json.loads(proc.stdout.split("RESULT ", 1)[1])
     for name, history in histories.items():
-        _hold(report, name, "tf", history, flagsets["flagsets"][name]["history"])
+        hold_history(report, f"flags {name}", "tf", history,
+                     flagsets["flagsets"][name]["history"])

@@ -30,7 +30,7 @@ from embeddings import backends
 from embeddings.config import RunConfig, TrainConfig
 from embeddings.data import Splits
 from embeddings.ops import bag
-from embeddings.testing import assert_close
+from parity_tests.conftest import hold_history
 
 pytestmark = pytest.mark.imdb
 SEEDS = range(5)
@@ -52,17 +52,8 @@ def _train(splits: Splits, seed: int, backend: str = "torch") -> dict[str, list[
 @pytest.mark.parametrize("seed", SEEDS)
 def test_history_is_tensorflows(imdb_splits: Splits, tf_history, report, seed: int,  # type: ignore[no-untyped-def]
                                 backend: str) -> None:
-    ref = tf_history["histories"][str(seed)]
     ours = _HISTORIES[backend, seed] = _train(imdb_splits, seed, backend)
-    acc = max(abs(a - b) for a, b in zip(ours["val_accuracy"], ref["val_accuracy"], strict=True))
-    loss = max(abs(a - b) / b for k in ("loss", "val_loss")
-               for a, b in zip(ours[k], ref[k], strict=True))
-    report.check(f"seed {seed}: val_accuracy, every epoch", backend, acc, 0.0, "exactly equal")
-    report.check(f"seed {seed}: loss and val_loss, relative", backend, loss, 1e-6)
-    assert ours["val_accuracy"] == ref["val_accuracy"]
-    assert ours["accuracy"] == ref["accuracy"]
-    assert_close(ours["loss"], ref["loss"], rtol=1e-6, atol=0)
-    assert_close(ours["val_loss"], ref["val_loss"], rtol=1e-6, atol=0)
+    hold_history(report, f"seed {seed}", backend, ours, tf_history["histories"][str(seed)])
 
 
 @pytest.mark.parametrize("backend", ["torch", "keras"])

@@ -16,9 +16,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import os
 import subprocess
-import sys
 import typing
 from pathlib import Path
 from typing import Any
@@ -28,7 +26,7 @@ import pytest
 from embeddings import backends, ops
 from embeddings.config import BACKENDS, RunConfig, parse_args
 from embeddings.data import load_splits
-from embeddings.testing import assert_close
+from embeddings.testing import assert_close, tensorflow_python
 
 BASE = ["--epochs", "3", "--batch-size", "8", "--vocab-size", "20", "--sequence-length", "12",
         "--device", "cpu", "--learning-rate", "0.01"]
@@ -182,20 +180,6 @@ def test_a_flag_a_backend_cannot_honour_is_refused_by_name(small_imdb: Path) -> 
         backends.check(_Partial(), _config(small_imdb, "--reshuffle"))
 
 
-def _tensorflow_python() -> str:
-    """An interpreter with TensorFlow, or a skip (a failure where TF is required)."""
-    python = os.environ.get("EMBEDDINGS_TF_PYTHON", sys.executable)
-    env = {k: v for k, v in os.environ.items() if k != "KERAS_BACKEND"}
-    probe = subprocess.run([python, "-c", "import tensorflow"], capture_output=True, env=env,
-                           check=False)
-    if probe.returncode != 0:
-        message = f"needs TensorFlow (the tf extra) in {python} or EMBEDDINGS_TF_PYTHON"
-        if os.environ.get("EMBEDDINGS_REQUIRE_TF"):
-            pytest.fail(message)
-        pytest.skip(message)
-    return python
-
-
 _TF_WALK = """
 import json, sys
 from embeddings import backends
@@ -220,11 +204,10 @@ print("RESULT " + json.dumps(out))
 def test_every_flag_reaches_the_tensorflow_backend(native_results: dict[str, Any]) -> None:
     """The walk on --backend tf, one subprocess (Keras holds one backend per process);
     --deterministic last, since it switches TensorFlow's op determinism on for good."""
-    python = _tensorflow_python()
+    python, env = tensorflow_python()
     corpus = native_results["corpus"]
     runs = {flag: [*BASE, *argv, "--data", str(corpus), "--backend", "tf"]
             for flag, argv in {"": [], **WALK, "deterministic": ["--deterministic"]}.items()}
-    env = {k: v for k, v in os.environ.items() if k != "KERAS_BACKEND"}
     proc = subprocess.run([python, "-c", _TF_WALK, json.dumps(runs)], capture_output=True,
                           text=True, env=env, timeout=900, check=False)
     assert proc.returncode == 0, proc.stderr[-3000:]

@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import json
-import os
 import subprocess
-import sys
 import zipfile
 from pathlib import Path
 
@@ -16,7 +14,7 @@ from safetensors.torch import load_file
 
 from embeddings import convert, predict, runs, train
 from embeddings.model import SentimentClassifier
-from embeddings.testing import assert_close
+from embeddings.testing import assert_close, tensorflow_python
 
 pytest.importorskip("embeddings.keras_model", reason="the keras extra is not installed")
 FIXTURES = Path(__file__).resolve().parents[1] / "parity_tests" / "fixtures" / "keras"
@@ -110,17 +108,8 @@ def test_cli_converts_both_ways(run_dir: Path, tmp_path: Path,
 @pytest.mark.tf
 def test_exported_keras_file_loads_in_tensorflow(run_dir: Path, tmp_path: Path) -> None:
     """The written .keras is plain Keras: TensorFlow's Keras loads it and predicts the same."""
-    python = os.environ.get("EMBEDDINGS_TF_PYTHON", sys.executable)
-    # This process may run Keras on torch; TensorFlow aborts on import under that setting.
-    env = {**{k: v for k, v in os.environ.items() if k != "KERAS_BACKEND"},
-           "KERAS_BACKEND": "tensorflow", "TF_CPP_MIN_LOG_LEVEL": "3"}
-    probe = subprocess.run([python, "-c", "import tensorflow"], capture_output=True, env=env,
-                           check=False)
-    if probe.returncode != 0:
-        message = f"needs TensorFlow (the tf extra) in {python} or EMBEDDINGS_TF_PYTHON"
-        if os.environ.get("EMBEDDINGS_REQUIRE_TF"):
-            pytest.fail(message)
-        pytest.skip(message)
+    python, env = tensorflow_python()
+    env.update(KERAS_BACKEND="tensorflow", TF_CPP_MIN_LOG_LEVEL="3")
     keras_file = convert.run_to_keras(run_dir, tmp_path / "m.keras")
     run = runs.load_run(run_dir)
     ids = run.vectorizer()(["good movie", "bad film", "plot story actor"])

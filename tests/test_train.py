@@ -14,6 +14,7 @@ import torch
 from safetensors.torch import load_file
 
 from embeddings import train
+from embeddings.testing import tensorflow_python
 
 SMALL = ["--epochs", "3", "--batch-size", "8", "--vocab-size", "20", "--sequence-length", "12",
          "--device", "cpu"]
@@ -95,17 +96,12 @@ def test_tf_backend_without_tensorflow_gives_the_install_line(
 @pytest.mark.tf
 def test_tf_backend_runs_the_tutorial_and_matches_torch(small_imdb: Path, tmp_path: Path) -> None:
     """With the tf extra: the same run directory, and the same history as the native model."""
-    if not _has_tensorflow():
-        message = "needs TensorFlow: pip install '.[tf]'"
-        if os.environ.get("EMBEDDINGS_REQUIRE_TF"):
-            pytest.fail(message)
-        pytest.skip(message)
+    python, env = tensorflow_python()
     hists = []
     for backend in ("tf", "torch"):
         out = tmp_path / backend
         argv = [*SMALL, "--backend", backend, "--data", str(small_imdb), "--out", str(out)]
-        env = {k: v for k, v in os.environ.items() if k != "KERAS_BACKEND"}
-        proc = subprocess.run([sys.executable, "-m", "embeddings.train", *argv], env=env,
+        proc = subprocess.run([python, "-m", "embeddings.train", *argv], env=env,
                               capture_output=True, text=True, timeout=600, check=False)
         assert proc.returncode == 0, proc.stderr[-3000:]
         hists.append(json.loads((out / "history.json").read_text()))

@@ -68,6 +68,14 @@ class Backend(Protocol):
         """Train on ``data`` (both subsets in pass-0 order) as ``config`` says."""
 
 
+class HonoursEveryFlag:
+    """The default of :meth:`Backend.unsupported` for a backend that honours every flag
+    (all three today); one that cannot honour a flag overrides it."""
+
+    def unsupported(self, config: RunConfig) -> dict[str, str]:
+        return {}
+
+
 class UnsupportedFlag(InvalidInput):
     """A flag the chosen backend cannot honour."""
 

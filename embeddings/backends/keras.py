@@ -16,7 +16,12 @@ from typing import Any
 import numpy as np
 import torch
 
-from embeddings.backends.contract import Hooks, TrainResult, keras_history_callback
+from embeddings.backends.contract import (
+    HonoursEveryFlag,
+    Hooks,
+    TrainResult,
+    keras_history_callback,
+)
 from embeddings.backends.native import resolve_device
 from embeddings.backends.vectorized import Vectorized, epoch_order, vectorize
 from embeddings.config import RunConfig
@@ -56,13 +61,10 @@ def _epoch_batches(keras: Any, inputs: Vectorized, config: RunConfig) -> Any:
     return EpochBatches()
 
 
-class KerasBackend:
+class KerasBackend(HonoursEveryFlag):
     """``--backend keras``: honours every flag."""
 
     name = "keras"
-
-    def unsupported(self, config: RunConfig) -> dict[str, str]:
-        return {}
 
     def check_ready(self, config: RunConfig) -> None:
         from embeddings import keras_model  # noqa: F401 - a missing extra fails here
@@ -100,12 +102,8 @@ class KerasBackend:
                 callbacks=[FollowEpoch(), keras_history_callback(keras, history, hooks)],
                 verbose=1 if sys.stdout.isatty() else 0,
             )
-        return TrainResult(
-            history=history, weights=keras_model.native_weights(model),
-            vocabulary=inputs.vectorizer.get_vocabulary(),
-            train_reviews=len(inputs.train_ids), val_reviews=len(inputs.val_ids),
-            device=str(device), versions={"torch": torch.__version__,
-                                          "keras": keras.__version__})
+        return inputs.result(history, keras_model.native_weights(model), str(device),
+                             {"torch": torch.__version__, "keras": keras.__version__})
 
 
 BACKEND = KerasBackend()

@@ -16,7 +16,7 @@ from torchmetrics import MeanMetric
 from torchmetrics.classification import BinaryAccuracy
 from tqdm.auto import tqdm
 
-from embeddings.backends.contract import HISTORY_KEYS, Hooks, TrainResult
+from embeddings.backends.contract import HISTORY_KEYS, HonoursEveryFlag, Hooks, TrainResult
 from embeddings.backends.vectorized import Vectorized, epoch_order, vectorize
 from embeddings.config import RunConfig
 from embeddings.data import Splits
@@ -110,13 +110,10 @@ def fit(model: SentimentClassifier, inputs: Vectorized, config: RunConfig,
     return history
 
 
-class NativeBackend:
+class NativeBackend(HonoursEveryFlag):
     """``--backend torch``: honours every flag."""
 
     name = "torch"
-
-    def unsupported(self, config: RunConfig) -> dict[str, str]:
-        return {}
 
     def check_ready(self, config: RunConfig) -> None:
         resolve_device(config.train.device)
@@ -130,12 +127,8 @@ class NativeBackend:
                                     deterministic=config.train.deterministic or None)
         keras_init_(model, config.train.seed)
         history = fit(model.to(device), inputs, config, hooks)
-        return TrainResult(
-            history=history,
-            weights={k: v.detach().cpu().numpy() for k, v in model.state_dict().items()},
-            vocabulary=inputs.vectorizer.get_vocabulary(),
-            train_reviews=len(inputs.train_ids), val_reviews=len(inputs.val_ids),
-            device=str(device), versions={"torch": torch.__version__})
+        weights = {k: v.detach().cpu().numpy() for k, v in model.state_dict().items()}
+        return inputs.result(history, weights, str(device), {"torch": torch.__version__})
 
 
 BACKEND = NativeBackend()

@@ -22,7 +22,12 @@ from typing import Any
 import numpy as np
 
 from embeddings import weights
-from embeddings.backends.contract import Hooks, TrainResult, keras_history_callback
+from embeddings.backends.contract import (
+    HonoursEveryFlag,
+    Hooks,
+    TrainResult,
+    keras_history_callback,
+)
 from embeddings.config import RunConfig
 from embeddings.data import Splits, exact_texts, split_order
 from embeddings.errors import MissingExtra, Unavailable
@@ -74,13 +79,10 @@ def _device(tf: Any, name: str) -> str:
     return "/GPU:0" if name == "cuda" or (name == "auto" and gpus) else "/CPU:0"
 
 
-class TensorFlowBackend:
+class TensorFlowBackend(HonoursEveryFlag):
     """``--backend tf``: honours every flag."""
 
     name = "tf"
-
-    def unsupported(self, config: RunConfig) -> dict[str, str]:
-        return {}
 
     def check_ready(self, config: RunConfig) -> None:
         tf, _ = import_tensorflow()

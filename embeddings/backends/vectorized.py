@@ -10,9 +10,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import numpy as np
 import torch
 
 from embeddings import data as imdb
+from embeddings.backends.contract import TrainResult
 from embeddings.config import RunConfig
 from embeddings.text import TextVectorization
 
@@ -26,6 +28,14 @@ class Vectorized:
     train_labels: torch.Tensor  # (N_train,) int64
     val_ids: torch.Tensor  # (N_val, T)
     val_labels: torch.Tensor  # (N_val,)
+
+    def result(self, history: dict[str, list[float]], weights: dict[str, np.ndarray],
+               device: str, versions: dict[str, str]) -> TrainResult:
+        """The contract's result of a run trained on these inputs."""
+        return TrainResult(history=history, weights=weights,
+                           vocabulary=self.vectorizer.get_vocabulary(),
+                           train_reviews=len(self.train_ids), val_reviews=len(self.val_ids),
+                           device=device, versions=versions)
 
 
 def vectorize(config: RunConfig, data: imdb.Splits, device: torch.device) -> Vectorized:

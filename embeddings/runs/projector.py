@@ -1,4 +1,5 @@
-"""The Embedding Projector's files: ``vectors.tsv`` and ``metadata.tsv``, as the tutorial writes them.
+"""The Embedding Projector's files, ``vectors.tsv`` and ``metadata.tsv``, as the tutorial
+writes them.
 
 They follow the tutorial byte for byte (``PARITY.md`` section 9): one line per
 vocabulary entry except the padding row 0, values printed as ``str(numpy.float32)``
