@@ -275,3 +275,25 @@ def test_hub_row_that_is_not_imdb_is_rejected(monkeypatch: pytest.MonkeyPatch) -
     monkeypatch.setattr(datasets, "load_dataset", lambda *a, **k: fake)
     with pytest.raises(data.DataSourceError, match="not one of the IMDb training files"):
         data.read_hub()
+
+
+def test_every_pass_is_a_reordering_of_the_first(small_imdb: Path) -> None:
+    """pass_order(k) puts pass 0's rows (load_imdb's order) in tf.data pass k's order, and
+    split_order gives back the split order that text_dataset_from_directory shuffles."""
+    from embeddings.tfrandom import DEFAULT_GRAPH_SEED, shuffle_order
+
+    reviews = data.read_directory(small_imdb)
+    train_idx, _ = data.split_indices(len(reviews), 0.25, 5)
+    split = [reviews[i].path for i in train_idx]
+    first = list(data.load_imdb(small_imdb, validation_split=0.25, seed=5, batch_size=2)[0]["path"])
+    assert [first[i] for i in data.split_order(30, 2, 5)] == split
+    for k in (0, 1, 3):
+        expected = [split[i] for i in shuffle_order(30, 16, DEFAULT_GRAPH_SEED, 5, k)]
+        assert [first[i] for i in data.pass_order(30, 2, 5, k)] == expected
+    assert data.pass_order(30, 2, 5, 1).tolist() != list(range(30))
+
+
+def test_reshuffled_epochs_read_every_other_pass() -> None:
+    """Measured on Keras 3.15's fit: adapt reads pass 0, epoch e (from 0) pass 2e + 1."""
+    assert [data.epoch_pass(e, reshuffle=True) for e in range(4)] == [1, 3, 5, 7]
+    assert [data.epoch_pass(e, reshuffle=False) for e in range(4)] == [0, 0, 0, 0]

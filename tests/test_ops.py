@@ -332,3 +332,58 @@ def test_grouped_backward_equals_the_scatter_bit_for_bit(
                             scatter_occurrences(rows, ids.flatten(), vocab, squares=False)[0]))
     for a, b in zip(*results, strict=True):
         assert torch.equal(a, b)
+
+
+_DDP_SCRIPT = """
+import json, sys, torch, torch.distributed as dist
+from torch.nn.parallel import DistributedDataParallel
+from embeddings.model import SentimentClassifier, binary_crossentropy_from_logits, keras_init_
+dist.init_process_group("gloo")
+rank = dist.get_rank()
+model = SentimentClassifier(20, 4, 3)
+keras_init_(model, 0)
+ddp = DistributedDataParallel(model)
+batch = json.loads(sys.argv[2])[rank]
+ids, labels = torch.tensor(batch["ids"]), torch.tensor(batch["labels"])
+binary_crossentropy_from_logits(ddp(ids), labels).backward()
+if rank == 0:
+    grads = {n: p.grad.tolist() for n, p in model.named_parameters()}
+    with open(sys.argv[1], "w") as f:
+        json.dump(grads, f)
+dist.destroy_process_group()
+"""
+
+
+def test_ddp_all_reduces_the_sink_like_every_gradient(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """Two real gloo processes under torchrun: DDP averages the squared-gradient sink's
+    gradient with the others, so each rank holds the mean of the per-rank squared sums."""
+    import json
+    import subprocess
+    import sys
+
+    from embeddings.model import SentimentClassifier, binary_crossentropy_from_logits, keras_init_
+
+    generator = torch.Generator().manual_seed(0)
+    batches = [{"ids": torch.randint(0, 20, (6, 5), generator=generator).tolist(),
+                "labels": torch.randint(0, 2, (6,), generator=generator).tolist()}
+               for _ in range(2)]
+    alone = []
+    for batch in batches:  # each rank's gradients in one process
+        model = SentimentClassifier(20, 4, 3)
+        keras_init_(model, 0)
+        binary_crossentropy_from_logits(model(torch.tensor(batch["ids"])),
+                                        torch.tensor(batch["labels"])).backward()
+        alone.append({n: p.grad for n, p in model.named_parameters()})
+    script, out = tmp_path / "ddp.py", tmp_path / "grads.json"
+    script.write_text(_DDP_SCRIPT)
+    proc = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone",
+                           "--nproc_per_node=2", str(script), str(out), json.dumps(batches)],
+                          capture_output=True, text=True, timeout=300, check=False)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    reduced = {n: torch.tensor(v) for n, v in json.loads(out.read_text()).items()}
+    assert set(reduced) == {"embedding.embeddings", "embedding.occurrence_squares",
+                            "dense.kernel", "dense.bias", "dense_1.kernel", "dense_1.bias"}
+    for name, grad in reduced.items():
+        # gloo sums the two halves g / 2 (exact in float32 barring underflow)
+        assert_close(grad, (alone[0][name] + alone[1][name]) / 2, rtol=1e-6, atol=1e-12)
+    assert reduced["embedding.occurrence_squares"].abs().sum() > 0

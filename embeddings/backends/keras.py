@@ -40,11 +40,9 @@ def _epoch_batches(keras: Any, inputs: Vectorized, config: RunConfig) -> Any:
             self.ids = inputs.train_ids.cpu().numpy()
             self.labels = inputs.train_labels.cpu().numpy()
             self.size = config.train.batch_size
-            self.epoch = 0
             self.order: np.ndarray | None = None
 
         def set_epoch(self, epoch: int) -> None:
-            self.epoch = epoch
             order = epoch_order(config, len(self.ids), epoch)
             self.order = None if order is None else order.numpy()
 

@@ -41,6 +41,9 @@ from pathlib import Path
 
 import numpy as np
 
+# The weights in TensorFlow's model.get_weights() order, under their native names.
+from embeddings.weights import NAMES as WEIGHT_NAMES
+
 
 def _atomic_write_json(path: Path, obj: object) -> None:
     tmp = path.with_name(path.name + ".tmp")
@@ -63,9 +66,6 @@ def sequence_hash(row: np.ndarray) -> str:
     """First 16 hex digits of the SHA-256 of an int64 little-endian sequence."""
     return hashlib.sha256(np.ascontiguousarray(row, dtype="<i8").tobytes()).hexdigest()[:16]
 
-
-WEIGHT_NAMES = ("embedding.embeddings", "dense.kernel", "dense.bias", "dense_1.kernel",
-                "dense_1.bias")
 
 # The tutorial's constants, named as the embeddings flags are, and the other settings
 # recorded by flags_history.json (each a set of flags different from the tutorial's).
