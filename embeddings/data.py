@@ -20,6 +20,7 @@ form, which is what the vectorizer must see to match TensorFlow.
 
 from __future__ import annotations
 
+import functools
 import gzip
 import hashlib
 import logging
@@ -354,17 +355,22 @@ def split_indices(n: int, validation_split: float, seed: int) -> tuple[np.ndarra
     return order[:-num_val], order[-num_val:]
 
 
+@functools.lru_cache(maxsize=32)
 def tfdata_order(n: int, batch_size: int, seed: int, pass_index: int) -> np.ndarray:
     """The order in which the tutorial's tf.data pipeline yields a subset in one pass.
 
     ``text_dataset_from_directory`` shuffles each subset with ``shuffle(8 * batch_size,
     seed=seed)`` and no global seed, so pass ``k`` draws from the ``k``-th seed pair of
-    ``Philox(87654321, seed)`` (``PARITY.md`` section 6.7).
+    ``Philox(87654321, seed)`` (``PARITY.md`` section 6.7).  The ring-buffer shuffle is a
+    Python loop (about 19 ms for 20,000 rows here), so each order is computed once and
+    returned read-only.
 
     Returns:
         np.ndarray: ``order[i]`` is the position, in the split order, of the i-th row.
     """
-    return shuffle_order(n, 8 * batch_size, DEFAULT_GRAPH_SEED, seed, pass_index)
+    order = shuffle_order(n, 8 * batch_size, DEFAULT_GRAPH_SEED, seed, pass_index)
+    order.flags.writeable = False
+    return order
 
 
 def epoch_pass(epoch: int, reshuffle: bool) -> int:
@@ -383,17 +389,15 @@ def epoch_pass(epoch: int, reshuffle: bool) -> int:
 def pass_order(n: int, batch_size: int, seed: int, pass_index: int) -> np.ndarray:
     """The rows of pass ``pass_index`` as positions in pass 0, the order :func:`load_imdb`
     returns: ``rows[pass_order(...)]`` is what that pass yields."""
-    first = tfdata_order(n, batch_size, seed, 0)
     if pass_index == 0:
         return np.arange(n)
-    split_to_first = np.empty(n, dtype=np.int64)
-    split_to_first[first] = np.arange(n)  # where each split-order row sits in pass 0
-    return split_to_first[tfdata_order(n, batch_size, seed, pass_index)]
+    return split_order(n, batch_size, seed)[tfdata_order(n, batch_size, seed, pass_index)]
 
 
 def split_order(n: int, batch_size: int, seed: int) -> np.ndarray:
     """The rows in the split order (before tf.data's shuffle), as positions in pass 0:
-    what ``text_dataset_from_directory`` hands to its ``shuffle``."""
+    what ``text_dataset_from_directory`` hands to its ``shuffle``; equally, where each
+    split-order row sits in pass 0."""
     return np.argsort(tfdata_order(n, batch_size, seed, 0))
 
 

@@ -20,6 +20,7 @@ squares the summed gradient.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -39,6 +40,7 @@ class AdamScalars:
     epsilon: float
 
 
+@functools.lru_cache(maxsize=8)
 def adam_scalars(lr: float, beta_1: float, beta_2: float, epsilon: float,
                  step: int) -> AdamScalars:
     """Keras's step-``step`` scalars, computed in float32 as TensorFlow does: the
@@ -50,6 +52,8 @@ def adam_scalars(lr: float, beta_1: float, beta_2: float, epsilon: float,
         beta_2 (float): second-moment decay.
         epsilon (float): added to ``sqrt(v)`` before bias correction.
         step (int): the 1-based step ``t`` (Keras's ``iterations + 1``).
+
+    Cached: Keras's optimizer asks once per variable, for the same step.
     """
     f32 = torch.float32
     t = torch.tensor(step, dtype=f32)

@@ -33,6 +33,7 @@ from torch import nn
 
 from embeddings.errors import Unavailable
 from embeddings.ops.dispatch import cuda_kernels, kernels_for
+from embeddings.ops.reference import bag_lengths
 
 
 def resolve_deterministic(deterministic: bool | None, tensor: torch.Tensor) -> bool:
@@ -70,7 +71,7 @@ class _BagMean(torch.autograd.Function):
         if offsets is None:
             per_bag = grad / ids.shape[1]  # (B, D): the row of each of the bag's T ids
         else:
-            lengths = torch.diff(offsets, append=offsets.new_tensor([ids.numel()]))
+            lengths = bag_lengths(ids, offsets)
             per_bag = grad / lengths.clamp(min=1).to(grad.dtype)[:, None]  # empty bags: 0
         per_bag = per_bag.contiguous()
         want_squares = ctx.needs_input_grad[1]

@@ -14,6 +14,7 @@ from pathlib import Path
 import torch
 
 from embeddings.native import NativeLibrary
+from embeddings.ops.reference import bag_lengths, bag_of, check_ids
 
 LIBRARY = NativeLibrary(Path(__file__).with_name("kernels.c"), {
     "bag_mean_forward": ("pppiiii", "i"),
@@ -40,21 +41,6 @@ def accepts(*tensors: torch.Tensor | None) -> bool:
     return all(t is None or (t.device.type == "cpu" and t.is_contiguous()
                              and t.dtype in (torch.float32, torch.int64))
                for t in tensors) and available()
-
-
-def check_ids(ids: torch.Tensor, rows: int) -> None:
-    """Raise the error for CPU ids outside a ``rows``-row table, if any are (ids on a GPU
-    are not checked: reading the answer would wait for the GPU).
-
-    Raises:
-        IndexError: an id below 0 or at least ``rows``.
-    """
-    if ids.numel() == 0 or ids.device.type != "cpu":
-        return
-    low, high = torch.aminmax(ids)
-    if low < 0 or high >= rows:
-        raise IndexError(f"ids must lie in [0, {rows}) for a table of {rows} rows. "
-                         f"Received: ids from {int(low)} to {int(high)}")
 
 
 def bag_mean(weight: torch.Tensor, ids: torch.Tensor,
@@ -94,10 +80,9 @@ def bag_scatter(rows: torch.Tensor, squared: torch.Tensor | None, ids: torch.Ten
     """
     del deterministic  # every CPU order is fixed
     if offsets is not None:  # one row per occurrence: the T = 1 case of the dense kernel
-        lengths = torch.diff(offsets, append=offsets.new_tensor([ids.numel()]))
-        bag_of = torch.repeat_interleave(torch.arange(len(offsets)), lengths)
-        rows = rows[bag_of]
-        squared = squared[bag_of] if squared is not None else None
+        occurrence_bag = bag_of(bag_lengths(ids, offsets))  # (N,)
+        rows = rows[occurrence_bag]
+        squared = squared[occurrence_bag] if squared is not None else None
         ids = ids.view(-1, 1)
     batch, length = ids.shape
     dim = rows.shape[1]

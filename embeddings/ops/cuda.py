@@ -35,6 +35,8 @@ import torch
 import triton
 import triton.language as tl
 
+from embeddings.ops.reference import bag_lengths, bag_of
+
 CHUNK = 32  # occurrences per partial sum in the deterministic backward
 ROWS = 32  # partial sums added per step when a row combines its chunks
 MAX_BLOCK_D = 64  # columns per program; wider tables use several column blocks
@@ -268,10 +270,7 @@ def bag_scatter(rows: torch.Tensor, squared: torch.Tensor | None, ids: torch.Ten
     if offsets is None:
         bag_of_sorted = order // ids.shape[1]
     else:
-        lengths = torch.diff(offsets, append=offsets.new_tensor([flat.numel()]))
-        bag_of = torch.repeat_interleave(torch.arange(len(offsets), device=flat.device),
-                                         lengths)
-        bag_of_sorted = bag_of[order]
+        bag_of_sorted = bag_of(bag_lengths(flat, offsets))[order]
     row_ids, per_row = torch.unique_consecutive(sorted_ids, return_counts=True)  # (R,)
     row_start = torch.cumsum(per_row, 0) - per_row
     chunks_per_row = (per_row + CHUNK - 1) // CHUNK

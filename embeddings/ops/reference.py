@@ -12,8 +12,6 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from embeddings.ops.cpu import check_ids
-
 _LANES = 4  # TensorFlow's interleaved accumulators for the mean over positions
 
 
@@ -41,6 +39,21 @@ def tf_order_mean(rows: torch.Tensor) -> torch.Tensor:
         acc += lanes[:, k]
     total = ((acc[:, 0] + acc[:, 1]) + acc[:, 2]) + acc[:, 3]  # (B, D)
     return total / length
+
+
+def check_ids(ids: torch.Tensor, rows: int) -> None:
+    """Raise the error for CPU ids outside a ``rows``-row table, if any are (ids on a GPU
+    are not checked: reading the answer would wait for the GPU).
+
+    Raises:
+        IndexError: an id below 0 or at least ``rows``.
+    """
+    if ids.numel() == 0 or ids.device.type != "cpu":
+        return
+    low, high = torch.aminmax(ids)
+    if low < 0 or high >= rows:
+        raise IndexError(f"ids must lie in [0, {rows}) for a table of {rows} rows. "
+                         f"Received: ids from {int(low)} to {int(high)}")
 
 
 def bag_of(lengths: torch.Tensor) -> torch.Tensor:
@@ -87,9 +100,9 @@ def bag_scatter(rows: torch.Tensor, squared: torch.Tensor | None, ids: torch.Ten
         per_occurrence = bag_of(bag_lengths(ids, offsets))
     flat = ids.reshape(-1)
     dim = rows.shape[1]
-    if squared is None and squares:
-        squared = rows * rows
-    parts = [rows] if squared is None or not squares else [rows, squared]
+    parts = [rows]
+    if squares:
+        parts.append(rows * rows if squared is None else squared)
     sources = torch.cat(parts, dim=1)[per_occurrence]  # (B, kD) -> (N, kD): a row per occurrence
     sums = torch.zeros(count, sources.shape[1], dtype=rows.dtype, device=rows.device)
     sums.index_add_(0, flat, sources)  # (N, kD) -> (V, kD)
