@@ -9,7 +9,8 @@ order, so the per-epoch history is TensorFlow's.  ``--backend`` chooses who trai
 
 The run directory (``--out``, default ``runs/<timestamp>``, see :mod:`embeddings.runs`)
 is assembled in a hidden sibling folder and renamed into place at the end, so a run
-that fails leaves no half-written directory.
+that fails or is stopped (Ctrl-C, SIGTERM: at a step boundary, exit 130 / 143) leaves
+no half-written directory.
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ from embeddings.backends.contract import EpochCallback
 from embeddings.config import RunConfig, parse_args
 from embeddings.data import Splits, load_splits
 from embeddings.errors import cli
+from embeddings.memory import check_fits
 
 log = logging.getLogger(__name__)
 
@@ -65,19 +67,35 @@ def _record(config: RunConfig, result: TrainResult, splits: Splits) -> dict[str,
     }
 
 
+def _check_memory(config: RunConfig, reviews: int) -> None:
+    """Refuse sizes this machine cannot hold, before anything large is allocated: the
+    table, its gradient, its squared-gradient sums and Adam's two moments (5 x V x D
+    float32), and every review's ids with the vectorizer's working copy (2 x N x T int64)."""
+    table = 5 * config.text.vocab_size * config.model.embedding_dim * 4
+    ids = 2 * reviews * config.text.sequence_length * 8
+    check_fits(table + ids, f"--vocab-size {config.text.vocab_size} x --embedding-dim "
+               f"{config.model.embedding_dim} with --sequence-length "
+               f"{config.text.sequence_length} for {reviews:,} reviews",
+               "Use smaller --vocab-size, --embedding-dim or --sequence-length.")
+
+
 def run(config: RunConfig, on_epoch_end: EpochCallback | None = None) -> Path:
     """Train with ``config`` and write the run directory; returns its path.
 
     Raises:
         UsageError: a flag the backend refuses, a missing extra or device, unusable data,
-            or a taken ``--out``; all found before training starts.
+            or an ``--out`` that is taken or that another run is writing; all found before
+            training starts.
+        Interrupted: SIGINT or SIGTERM (under :func:`embeddings.errors.cli`), at a step
+            boundary; nothing of the run is left behind.
     """
     backend = backends.get(config.train.backend)
     backends.check(backend, config)
     out = runs.check_new(config.train.out or runs.default_path())
-    splits = load_splits(config.data.data, validation_split=config.data.validation_split,
-                         seed=config.data.split_seed, batch_size=config.train.batch_size)
     with runs.staged(out) as staging:
+        splits = load_splits(config.data.data, validation_split=config.data.validation_split,
+                             seed=config.data.split_seed, batch_size=config.train.batch_size)
+        _check_memory(config, len(splits.train) + len(splits.val))
         SummaryWriter = _summary_writer_class()  # noqa: N806 - a class
         writers = {"": SummaryWriter(str(staging / runs.LOGS_DIR / "train")),
                    "val_": SummaryWriter(str(staging / runs.LOGS_DIR / "validation"))}

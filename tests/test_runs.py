@@ -90,8 +90,17 @@ def test_an_existing_run_is_never_overwritten(tmp_path: Path) -> None:
 
 def test_a_run_appearing_while_staged_is_not_overwritten(tmp_path: Path) -> None:
     with pytest.raises(runs.RunExistsError), runs.staged(tmp_path / "run"):
-        _write(tmp_path / "run")  # another writer finishes first
-    assert runs.load_run(tmp_path / "run").vocabulary[:2] == ["", "[UNK]"]
+        (tmp_path / "run").mkdir()  # someone else fills the folder first
+        (tmp_path / "run" / "notes.txt").write_text("theirs")
+    assert (tmp_path / "run" / "notes.txt").read_text() == "theirs"
+    assert [p.name for p in tmp_path.iterdir()] == ["run"]
+
+
+def test_a_second_writer_in_one_process_is_refused(tmp_path: Path) -> None:
+    with runs.staged(tmp_path / "run"):
+        with pytest.raises(runs.RunExistsError, match=r"Another process \(pid \d+\) is "
+                                                      "already writing a run to"):
+            _write(tmp_path / "run")
     assert [p.name for p in tmp_path.iterdir()] == ["run"]
 
 

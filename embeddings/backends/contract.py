@@ -23,6 +23,7 @@ from typing import Any, Protocol
 
 import numpy as np
 
+from embeddings import interrupt
 from embeddings.config import RunConfig
 from embeddings.data import Splits
 from embeddings.errors import InvalidInput
@@ -120,7 +121,11 @@ def keras_history_callback(keras: Any, history: dict[str, list[float]], hooks: H
             if hooks.on_epoch_end is not None:
                 hooks.on_epoch_end(epoch, values)
 
+        def on_train_batch_begin(self, batch: int, logs: dict[str, Any] | None = None) -> None:
+            interrupt.hold()  # a signal stops training between steps, not within
+
         def on_train_batch_end(self, batch: int, logs: dict[str, Any] | None = None) -> None:
+            interrupt.release()
             if hooks.on_step is not None:
                 hooks.on_step(float((logs or {})["loss"]))
 

@@ -16,6 +16,7 @@ from torchmetrics import MeanMetric
 from torchmetrics.classification import BinaryAccuracy
 from tqdm.auto import tqdm
 
+from embeddings import interrupt
 from embeddings.backends.contract import HISTORY_KEYS, HonoursEveryFlag, Hooks, TrainResult
 from embeddings.backends.vectorized import Vectorized, epoch_order, vectorize
 from embeddings.config import RunConfig
@@ -88,13 +89,14 @@ def fit(model: SentimentClassifier, inputs: Vectorized, config: RunConfig,
         bar = tqdm(batches, desc=f"Epoch {epoch + 1}/{config.train.epochs}", unit="batch",
                    leave=False, disable=None, file=sys.stderr)
         for part in bar:
-            logits = model(ids[part])
-            loss = binary_crossentropy_from_logits(logits, labels[part])
-            optimizer.zero_grad()
-            loss.backward()
-            optimizer.step()
-            loss_mean.update(loss.detach(), weight=logits.shape[0])
-            predictions[part] = keras_predictions(logits.detach())
+            with interrupt.step():  # a signal stops training between steps, not within
+                logits = model(ids[part])
+                loss = binary_crossentropy_from_logits(logits, labels[part])
+                optimizer.zero_grad()
+                loss.backward()
+                optimizer.step()
+                loss_mean.update(loss.detach(), weight=logits.shape[0])
+                predictions[part] = keras_predictions(logits.detach())
             if hooks.on_step is not None:
                 hooks.on_step(float(loss_mean.compute()))
         accuracy.update(predictions, labels)

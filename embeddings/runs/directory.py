@@ -5,9 +5,10 @@ Keras files, prediction and every later tool.
 
 Writing is staged: :func:`staged` makes a hidden sibling folder, the caller fills it
 (:func:`write_run` writes every file atomically), and on success it is renamed into
-place; on any failure it is removed.  A run directory is never overwritten: an
-existing path that is not an empty folder is refused before any work starts and
-again at the rename.
+place; on any failure or interruption it is removed, and staging left by a killed
+process is removed by the next run aimed at the same folder.  A run directory is never
+overwritten: an existing path that is not an empty folder is refused before any work
+starts and again at the rename.
 
 Reading (:func:`load_run`) validates what it reads and names the file at fault:
 ``config.json`` (its format version, sections and fields), ``model.safetensors``
@@ -22,8 +23,6 @@ import contextlib
 import datetime
 import json
 import os
-import shutil
-import tempfile
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -34,7 +33,7 @@ import numpy as np
 from embeddings import weights as model_weights
 from embeddings.config import RunConfig
 from embeddings.errors import InvalidInput
-from embeddings.files import atomic_write_bytes, atomic_write_json, umask
+from embeddings.files import atomic_write_bytes, atomic_write_json, claim, holder_pid, sweep
 from embeddings.runs.projector import METADATA_FILE, VECTORS_FILE, write_projector_tsv
 
 # Version of the layout below, written into config.json as "format_version".  Runs
@@ -90,9 +89,18 @@ def check_new(path: str | os.PathLike[str]) -> Path:
     return path
 
 
+def _staging_prefix(out: Path) -> str:
+    return f".{out.name}.partial-"
+
+
 @contextlib.contextmanager
 def staged(out: str | os.PathLike[str]) -> Iterator[Path]:
     """A hidden folder beside ``out`` to fill, renamed to ``out`` when the block succeeds.
+
+    The folder is claimed (:func:`embeddings.files.claim`): staging left beside ``out`` by
+    a killed run is removed first, and a run that another live process is already staging
+    for ``out`` is refused before the block starts, so two runs aimed at one ``--out``
+    never both do the work.  On any failure or interruption the folder is removed.
 
     Args:
         out (str | os.PathLike): the run directory to create.
@@ -101,21 +109,28 @@ def staged(out: str | os.PathLike[str]) -> Iterator[Path]:
         Path: the staging folder.
 
     Raises:
-        RunExistsError: ``out`` is taken, before the block or when it ends.
+        RunExistsError: ``out`` is taken, or being written by another process, before
+            the block or when it ends.
     """
     out = check_new(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}.partial-"))
-    staging.chmod(0o777 & ~umask())  # mkdtemp makes 0700; give the usual mode
+    prefix = _staging_prefix(out)
+    sweep(out.parent, prefix)
+    claimed = claim(out.parent, prefix)
     try:
-        yield staging
+        earlier = [p for p in sweep(out.parent, prefix) if p.name < claimed.path.name]
+        if earlier:
+            raise RunExistsError(
+                f"Another process (pid {holder_pid(earlier[0])}) is already writing a run to "
+                f"{out}. Received: out={str(out)!r}; wait for it to finish or pass another "
+                "--out."
+            )
+        yield claimed.path
         check_new(out)
         if out.exists():
             out.rmdir()  # an empty folder, checked just above
-        os.replace(staging, out)
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
+        os.replace(claimed.path, out)
+    finally:
+        claimed.release()
 
 
 def run_config(config: RunConfig, run: Mapping[str, Any]) -> dict[str, Any]:
@@ -274,6 +289,13 @@ def load_run(run_dir: str | os.PathLike[str]) -> Run:
                              f"Received: {type(vocabulary).__name__}")
     rows, dim, hidden = model_weights.dims(arrays, str(run_dir / WEIGHTS_FILE))
     _check_vocabulary(vocabulary, rows, str(run_dir / VOCABULARY_FILE))
+    recorded = config.get("run", {}).get("vocabulary_size")
+    if recorded is not None and recorded != len(vocabulary):
+        raise RunFormatError(
+            f"{run_dir / VOCABULARY_FILE} holds {len(vocabulary)} tokens but {CONFIG_FILE} "
+            f"records vocabulary_size={recorded!r}: every token after a missing or extra one "
+            "would get the wrong embedding row. Restore the run's own vocabulary.json."
+        )
     loaded = Run(run_dir, arrays, vocabulary, config)
     settings = loaded.settings
     sizes = {"text.vocab_size": (settings.text.vocab_size, rows),
