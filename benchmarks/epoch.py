@@ -48,6 +48,7 @@ import numpy as np
 import torch
 
 from benchmarks import common
+from embeddings.errors import ArgumentParser
 
 BACKENDS = ("torch", "keras", "keras_plain", "tf")
 EPOCHS = 10
@@ -213,7 +214,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     Raises:
         SystemExit: an unknown flag or backend, or fewer than one epoch.
     """
-    parser = argparse.ArgumentParser(prog="python -m benchmarks.epoch",
+    parser = ArgumentParser(prog="python -m benchmarks.epoch",
                                      description=__doc__.splitlines()[0])
     parser.add_argument("--data", default=None,
                         help="aclImdb directory or tarball (default: $EMBEDDINGS_DATA, then the "

@@ -76,6 +76,7 @@ from benchmarks._hotloop_impls import (
     torch_path,
 )
 from benchmarks.common import derived_backward, measure
+from embeddings.errors import ArgumentParser
 
 # Defaults.  Shapes are (B batch, T length, V vocabulary, D width).
 SHAPES = {
@@ -227,7 +228,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     Raises:
         SystemExit: an unknown flag, shape or implementation, or CUDA asked for without one.
     """
-    parser = argparse.ArgumentParser(prog="python -m benchmarks.hotloop",
+    parser = ArgumentParser(prog="python -m benchmarks.hotloop",
                                      description=__doc__.splitlines()[0])
     parser.add_argument("--device", choices=("cpu", "cuda"), default="cpu")
     parser.add_argument("--shapes", default=None,

@@ -47,6 +47,7 @@ from benchmarks import common
 from benchmarks._tf_vectorizer import read_texts, write_texts
 from benchmarks.common import stats
 from embeddings.data import exact_texts, load_imdb
+from embeddings.errors import ArgumentParser
 from embeddings.text import TextVectorization
 
 # Defaults: the tutorial's vectorizer and batch size.
@@ -215,7 +216,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     Raises:
         SystemExit: an unknown flag or a bad value (argparse prints the valid ones).
     """
-    parser = argparse.ArgumentParser(
+    parser = ArgumentParser(
         prog="python -m benchmarks.vectorizer", description=__doc__.splitlines()[0]
     )
     parser.add_argument("--data", default=None,

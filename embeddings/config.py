@@ -9,19 +9,59 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import math
 import typing
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from embeddings.errors import ArgumentParser, InvalidInput
+
 BACKENDS = ("torch", "keras", "tf")
 DEVICES = ("auto", "cpu", "cuda")
 
 
+# Bounds beyond the tutorial's rules: NumPy's and Keras's seeds are 32-bit, and longer
+# sequences or larger batches than these are mistakes that would only exhaust memory.
+MAX_SEED = 2**32 - 1
+MAX_SEQUENCE_LENGTH = 1_000_000
+MAX_SIZE = 2**31 - 1  # vocabulary, widths and batch: int32, as Keras's shapes
+
+
+class FieldError(InvalidInput):
+    """A setting breaks its rule; knows its field, so the command line can name the flag.
+
+    Args:
+        name (str): the field, e.g. ``"seed"``.
+        rule (str): what the value must be.
+        value (object): the value received.
+        fix (str): how to fix it. Default: ``""``.
+    """
+
+    def __init__(self, name: str, rule: str, value: object, fix: str = "") -> None:
+        self.name, self.rule, self.value, self.fix = name, rule, value, fix
+        super().__init__(self.message(name))
+
+    def message(self, label: str) -> str:
+        """The message with the setting called ``label`` (a field or a flag)."""
+        text = f"`{label}` {self.rule}. Received: {label}={self.value!r}"
+        return f"{text}. {self.fix}" if self.fix else text
+
+    @property
+    def flag(self) -> str:
+        """The command-line flag of the field."""
+        return "--" + self.name.split(".")[-1].replace("_", "-")
+
+
 def _check(ok: bool, name: str, rule: str, value: object, fix: str = "") -> None:
     if not ok:
-        msg = f"`{name}` {rule}. Received: {name}={value!r}"
-        raise ValueError(f"{msg}. {fix}" if fix else msg)
+        raise FieldError(name, rule, value, fix)
+
+
+def _check_int(value: int, name: str, low: int, high: int, fix: str = "") -> None:
+    _check(isinstance(value, int) and not isinstance(value, bool), name, "must be an integer",
+           value, fix)
+    _check(low <= value <= high, name, f"must lie between {low:,} and {high:,}", value, fix)
 
 
 @dataclass(frozen=True)
@@ -51,8 +91,11 @@ class DataConfig:
     )
 
     def __post_init__(self) -> None:
-        _check(0.0 < self.validation_split < 1.0, "validation_split", "must lie strictly "
-               "between 0 and 1", self.validation_split, "The tutorial uses 0.2.")
+        _check(isinstance(self.validation_split, float | int)
+               and 0.0 < self.validation_split < 1.0, "validation_split",
+               "must lie strictly between 0 and 1", self.validation_split,
+               "The tutorial uses 0.2.")
+        _check_int(self.split_seed, "split_seed", 0, MAX_SEED, "The tutorial uses 123.")
 
 
 @dataclass(frozen=True)
@@ -67,10 +110,10 @@ class TextConfig:
     )
 
     def __post_init__(self) -> None:
-        _check(self.vocab_size >= 3, "vocab_size", "must be at least 3 (padding, [UNK] and "
-               "one token)", self.vocab_size)
-        _check(self.sequence_length >= 1, "sequence_length", "must be at least 1",
-               self.sequence_length)
+        _check_int(self.vocab_size, "vocab_size", 3, MAX_SIZE,
+                   "It counts padding, [UNK] and at least one token; the tutorial uses 10000.")
+        _check_int(self.sequence_length, "sequence_length", 1, MAX_SEQUENCE_LENGTH,
+                   "The tutorial uses 100.")
 
 
 @dataclass(frozen=True)
@@ -81,8 +124,8 @@ class ModelConfig:
     hidden_units: int = field(default=16, metadata={"help": "width H of the hidden Dense layer"})
 
     def __post_init__(self) -> None:
-        _check(self.embedding_dim >= 1, "embedding_dim", "must be at least 1", self.embedding_dim)
-        _check(self.hidden_units >= 1, "hidden_units", "must be at least 1", self.hidden_units)
+        _check_int(self.embedding_dim, "embedding_dim", 1, MAX_SIZE, "The tutorial uses 16.")
+        _check_int(self.hidden_units, "hidden_units", 1, MAX_SIZE, "The tutorial uses 16.")
 
 
 @dataclass(frozen=True)
@@ -121,10 +164,12 @@ class TrainConfig:
                self.backend)
         _check(self.device in DEVICES, "device", f"must be one of {', '.join(DEVICES)}",
                self.device)
-        _check(self.batch_size >= 1, "batch_size", "must be at least 1", self.batch_size)
-        _check(self.epochs >= 1, "epochs", "must be at least 1", self.epochs)
-        _check(self.learning_rate > 0, "learning_rate", "must be positive", self.learning_rate)
-        _check(self.seed >= 0, "seed", "must be non-negative", self.seed)
+        _check_int(self.batch_size, "batch_size", 1, MAX_SIZE, "The tutorial uses 1024.")
+        _check_int(self.epochs, "epochs", 1, MAX_SIZE, "The tutorial uses 15.")
+        _check(isinstance(self.learning_rate, float | int) and math.isfinite(self.learning_rate)
+               and self.learning_rate > 0, "learning_rate", "must be a positive finite number",
+               self.learning_rate, "The tutorial uses 0.001.")
+        _check_int(self.seed, "seed", 0, MAX_SEED, "Any 32-bit seed works; the default is 0.")
 
 
 @dataclass(frozen=True)
@@ -163,14 +208,6 @@ def _sections() -> list[tuple[str, type]]:
     return [(f.name, hints[f.name]) for f in dataclasses.fields(RunConfig)]
 
 
-class _Parser(argparse.ArgumentParser):
-    """An ``ArgumentParser`` whose errors list the valid flags."""
-
-    def error(self, message: str) -> typing.NoReturn:
-        flags = sorted(a.option_strings[-1] for a in self._actions if a.option_strings)
-        self.exit(2, f"{self.prog}: error: {message}\nValid flags: {' '.join(flags)}\n")
-
-
 def _flag_type(tp: Any) -> Any:
     """The scalar type behind ``X`` or ``X | None``."""
     args = [a for a in typing.get_args(tp) if a is not type(None)]
@@ -179,7 +216,7 @@ def _flag_type(tp: Any) -> Any:
 
 def build_parser(prog: str, description: str) -> argparse.ArgumentParser:
     """A parser with one flag per field of every section of :class:`RunConfig`."""
-    parser = _Parser(prog=prog, description=description, allow_abbrev=False)
+    parser = ArgumentParser(prog=prog, description=description, allow_abbrev=False)
     for section, section_cls in _sections():
         group = parser.add_argument_group(section)
         hints = typing.get_type_hints(section_cls)
@@ -217,5 +254,5 @@ def parse_args(argv: Sequence[str] | None, prog: str, description: str) -> RunCo
     args = parser.parse_args(argv)
     try:
         return config_from_args(args)
-    except ValueError as err:
-        parser.error(str(err))
+    except FieldError as err:  # the flag's value breaks its rule: name the flag and the fix
+        parser.exit(2, f"{parser.prog}: error: {err.message(err.flag)}\n")

@@ -3,15 +3,29 @@
 A caller's mistake (a bad flag value, a missing or malformed file, a missing optional
 extra, a device that is not there) raises a :class:`UsageError`; every command line
 runs under :func:`cli`, which prints such an error as one line, ``error: <message>``,
-and exits with status 2.  The message names the input and the fix.  Anything else is
-a bug and keeps its traceback.  The subclasses also derive from the built-in type a
+and exits with status 2.  The message names the input and the fix.  So do the errors
+the environment raises for a caller's paths (no permission, a read-only or full disk)
+and running out of memory.  Ctrl-C and SIGTERM stop the tool cleanly with one line and
+status 130 / 143 (:mod:`embeddings.interrupt`).  Anything else is a bug and keeps its
+traceback.  The subclasses also derive from the built-in type a
 library caller would catch (``ValueError``, ``ImportError``, ...).  No torch here.
 """
 
 from __future__ import annotations
 
+import argparse
+import errno
+import os
 import sys
+import typing
 from collections.abc import Callable
+from signal import SIGINT
+
+from embeddings.interrupt import Interrupted, signals_raise
+
+# OSErrors that come from the caller's paths and machine, not from a bug.
+ENVIRONMENT_ERRNOS = frozenset({errno.EACCES, errno.EPERM, errno.EROFS, errno.ENOSPC,
+                                errno.EDQUOT, errno.ENAMETOOLONG, errno.ENOTDIR, errno.EISDIR})
 
 
 class UsageError(Exception):
@@ -35,14 +49,30 @@ class Unavailable(UsageError, RuntimeError):
     ``KERAS_BACKEND``, a library already loaded on another backend."""
 
 
+class ArgumentParser(argparse.ArgumentParser):
+    """The flag parser of every command line: a wrong flag exits 2 with two lines, the
+    error and the valid flags (no usage block; ``--help`` shows it)."""
+
+    def error(self, message: str) -> typing.NoReturn:
+        flags = sorted(a.option_strings[-1] for a in self._actions if a.option_strings)
+        self.exit(2, f"{self.prog}: error: {message}\nValid flags: {' '.join(flags)}\n")
+
+
 def one_line(message: str) -> str:
     """``message`` with its lines joined, so that an error prints as one line."""
     return " ".join(line.strip() for line in message.splitlines() if line.strip())
 
 
+def _fail(message: str, status: int = 2) -> int:
+    print(one_line(message), file=sys.stderr)
+    return status
+
+
 def cli(main: Callable[[], int]) -> int:
     """Run a command line's body: a :class:`UsageError` becomes ``error: ...`` on stderr
-    and exit status 2; any other exception propagates with its traceback.
+    and exit status 2, as do an :class:`OSError` of the environment (see
+    :data:`ENVIRONMENT_ERRNOS`) and a :class:`MemoryError`; SIGINT and SIGTERM stop it
+    with one line and status 130 / 143; any other exception propagates with its traceback.
 
     Args:
         main (Callable[[], int]): the body, returning the exit status.
@@ -51,7 +81,20 @@ def cli(main: Callable[[], int]) -> int:
         int: the exit status.
     """
     try:
-        return main()
+        with signals_raise():
+            return main()
     except UsageError as err:
-        print(f"error: {one_line(str(err))}", file=sys.stderr)
-        return 2
+        return _fail(f"error: {err}")
+    except OSError as err:
+        if err.errno not in ENVIRONMENT_ERRNOS:
+            raise
+        where = f" {err.filename}" if err.filename else ""
+        return _fail(f"error: cannot write or read{where}: {os.strerror(err.errno)}. "
+                     "Use a path you can write to, on a disk with free space.")
+    except MemoryError:
+        return _fail("error: out of memory. Use smaller sizes (--batch-size, --vocab-size, "
+                     "--embedding-dim) or a machine with more memory.")
+    except (Interrupted, KeyboardInterrupt) as err:
+        stop = err if isinstance(err, Interrupted) else Interrupted(int(SIGINT))
+        return _fail(f"interrupted by {stop.name}: stopped; unfinished output was removed "
+                     "and everything written before is intact.", stop.exit_status)

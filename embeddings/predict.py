@@ -8,7 +8,6 @@ come from the command line or, one per line, from standard input.
 
 from __future__ import annotations
 
-import argparse
 import os
 import sys
 from collections.abc import Sequence
@@ -17,7 +16,7 @@ import torch
 
 from embeddings.backends.native import resolve_device
 from embeddings.config import DEVICES
-from embeddings.errors import cli
+from embeddings.errors import ArgumentParser, cli
 from embeddings.model import SentimentClassifier
 from embeddings.runs import Run, load_run
 from embeddings.text import TextLike
@@ -77,7 +76,7 @@ def predict(
 
 def main(argv: Sequence[str] | None = None) -> int:
     """The command line: one ``probability<TAB>text`` line per input text."""
-    parser = argparse.ArgumentParser(prog="python -m embeddings.predict",
+    parser = ArgumentParser(prog="python -m embeddings.predict",
                                      description=__doc__.splitlines()[0], allow_abbrev=False)
     parser.add_argument("--run", required=True, help="run directory to load")
     parser.add_argument("--backend", choices=BACKENDS, default="torch")

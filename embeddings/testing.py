@@ -5,10 +5,13 @@
   not depend on the real data.
 * :func:`tensorflow_python`: an interpreter that imports TensorFlow, for the tests
   that compare with it in a subprocess.
+* :func:`cli_error` and :func:`tree_state`: run a command line as a user does and
+  check that a mistake gets one short message, exit 2, and changes nothing.
 """
 
 from __future__ import annotations
 
+import hashlib
 import os
 import subprocess
 import sys
@@ -77,3 +80,48 @@ def tensorflow_python() -> tuple[str, dict[str, str]]:
             pytest.fail(message)
         pytest.skip(message)
     return python, env
+
+
+def cli_error(argv: list[str], *, env: Mapping[str, str] | None = None,
+              cwd: str | os.PathLike[str] | None = None, stdin: str | None = None,
+              timeout: float = 300) -> str:
+    """Run ``python -m <argv>`` and assert the error policy for a caller's mistake: exit
+    status 2, a message of at most three lines at the end of standard error that starts
+    with ``error:`` (or, from the flag parser, ``<prog>: error:``), and no traceback.
+
+    Args:
+        argv (list[str]): the module and its arguments, e.g. ``["embeddings.train", ...]``.
+        env (Mapping[str, str] | None): extra environment variables. Default: ``None``.
+        cwd (str | os.PathLike | None): working folder. Default: ``None`` (this one).
+        stdin (str | None): text for standard input. Default: ``None`` (empty).
+        timeout (float): seconds before the test fails. Default: ``300``.
+
+    Returns:
+        str: the message.
+    """
+    proc = subprocess.run([sys.executable, "-m", *argv], capture_output=True, text=True,
+                          env={**os.environ, **(env or {})}, cwd=cwd, input=stdin or "",
+                          timeout=timeout, check=False)
+    err = proc.stderr
+    assert proc.returncode == 2, f"exit {proc.returncode}: {err[-3000:]}"
+    assert "Traceback" not in err, err[-3000:]
+    lines = err.strip("\n").splitlines()  # progress lines may come before the message
+    first = [i for i, line in enumerate(lines)
+             if line.startswith("error: ") or ": error: " in line]
+    assert first, err
+    assert len(lines) - first[0] <= 3, err
+    return "\n".join(lines[first[0]:])
+
+
+def tree_state(root: str | os.PathLike[str]) -> dict[str, str]:
+    """Every file and folder under ``root`` (hidden ones included) with a digest of its
+    bytes, to show that a failed command changed nothing."""
+    root = Path(root)
+    state = {}
+    for path in sorted(root.rglob("*")):
+        rel = path.relative_to(root).as_posix()
+        if path.is_symlink() or not path.is_file():
+            state[rel] = "dir" if path.is_dir() else "other"
+        else:
+            state[rel] = hashlib.sha256(path.read_bytes()).hexdigest()
+    return state

@@ -114,7 +114,7 @@ def shuffle_order(
     if buffer_size < 1:
         raise ValueError(f"buffer_size must be at least 1. Received: buffer_size={buffer_size}")
     draws = philox_words(*pass_seeds(seed, seed2, pass_index), n)
-    buf = [0] * buffer_size
+    buf = [0] * min(buffer_size, n)  # a buffer as large as the input never wraps
     order = np.empty(n, dtype=np.int64)
     start = end = 0
     next_input = 0

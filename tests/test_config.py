@@ -47,7 +47,7 @@ def test_bad_flags_exit_and_list_the_valid_ones(argv: list[str],
 def test_rule_violations_name_the_field(capsys: pytest.CaptureFixture[str]) -> None:
     with pytest.raises(SystemExit):
         parse_args(["--validation-split", "1.5"], "p", "d")
-    assert "validation_split" in capsys.readouterr().err
+    assert "`--validation-split` must lie strictly between 0 and 1" in capsys.readouterr().err
     with pytest.raises(ValueError, match="epochs.*Received: epochs=0"):
         TrainConfig(epochs=0)
 

@@ -47,3 +47,36 @@ def test_every_tool_reports_a_usage_error_in_one_line() -> None:
         assert proc.returncode == 2, proc.stderr[-2000:]
         assert proc.stderr.startswith("error: ") and phrase in proc.stderr
         assert proc.stderr.count("\n") == 1 and "Traceback" not in proc.stderr
+
+
+def test_the_environment_refusing_a_path_is_one_line(capsys: pytest.CaptureFixture[str]) -> None:
+    """No permission or a full disk is the caller's machine, not a bug: one line, exit 2.
+    Other OSErrors (an I/O error, say) keep their traceback."""
+    import errno
+
+    def denied() -> int:
+        raise PermissionError(errno.EACCES, "Permission denied", "/srv/runs/x")
+
+    assert cli(denied) == 2
+    assert capsys.readouterr().err == (
+        "error: cannot write or read /srv/runs/x: Permission denied. Use a path you can write "
+        "to, on a disk with free space.\n")
+
+    def io_error() -> int:
+        raise OSError(errno.EIO, "Input/output error")
+
+    with pytest.raises(OSError):
+        cli(io_error)
+
+
+def test_running_out_of_memory_and_ctrl_c_are_one_line(capsys: pytest.CaptureFixture[str]) -> None:
+    def oom() -> int:
+        raise MemoryError
+
+    def ctrl_c() -> int:
+        raise KeyboardInterrupt
+
+    assert cli(oom) == 2
+    assert capsys.readouterr().err.startswith("error: out of memory. Use smaller sizes")
+    assert cli(ctrl_c) == 130
+    assert capsys.readouterr().err.startswith("interrupted by SIGINT: stopped;")

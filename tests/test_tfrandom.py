@@ -74,3 +74,10 @@ def test_stateless_uniform_matches_tensorflow_initial_weights() -> None:
 def test_stateless_uniform_stays_in_range() -> None:
     values = tfrandom.stateless_uniform((1000,), (1, 2), -0.5, 0.25)
     assert values.min() >= -0.5 and values.max() < 0.25
+
+
+def test_a_buffer_larger_than_the_input_costs_only_the_input() -> None:
+    """A buffer that holds every element never wraps, so its size beyond the input changes
+    nothing, and ``--batch-size 2147483647`` (a 16-billion-slot buffer) allocates only n."""
+    assert np.array_equal(tfrandom.shuffle_order(50, 2**34, seed2=5),
+                          tfrandom.shuffle_order(50, 50, seed2=5))
