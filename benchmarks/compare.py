@@ -16,11 +16,14 @@ Noise rule: a case is marked ``*`` when ``|B/A - 1|`` exceeds the relative IQR
 beyond the spread of both runs.  Where neither run has an IQR (a derived backward,
 a single timing) the mark is ``?``.  Exit status: 0 when at least one case matched,
 1 when none did, 2 when the reports cannot be compared.
+
+A file that is missing, not JSON, not a JSON object, or with a field missing or of the
+wrong type (``cases[3].median_s``, ``backends.torch.epoch``, ...) is refused as one line,
+``error: ...`` (:func:`embeddings.errors.cli`), naming the file, the field and the fix.
 """
 
 from __future__ import annotations
 
-import argparse
 import json
 import sys
 from collections.abc import Sequence
@@ -29,12 +32,19 @@ from pathlib import Path
 from typing import Any
 
 from benchmarks.common import quartiles
+from embeddings.errors import ArgumentParser, InvalidInput, MissingFile, cli
 
 KINDS = ("hotloop", "epoch", "vectorizer")
 VECTORIZER_PHASES = ("adapt", "transform", "total")
+WRITERS = "python -m benchmarks.hotloop, benchmarks.epoch or benchmarks.vectorizer"
+NUMBER = (int, float)
+HOTLOOP_KEYS = {"shape": (str,), "B": (int,), "T": (int,), "V": (int,), "D": (int,),
+                "impl": (str,), "phase": (str,), "device": (str,)}
+TYPE_NAMES = {(str,): "a string", (int,): "an integer", NUMBER: "a number", (list,): "a list",
+              (dict,): "an object"}
 
 
-class CompareError(ValueError):
+class CompareError(InvalidInput):
     """Two reports that cannot be compared, or a file that is not a report."""
 
 
@@ -94,19 +104,38 @@ class Comparison:
     only_b: list[tuple[str, ...]] = field(default_factory=list)
 
 
-def load(path: str | Path) -> dict[str, Any]:
-    """Read a report.
+def load(path: str | Path, name: str = "report") -> dict[str, Any]:
+    """Read a report and check its fields (:func:`check`).
+
+    Args:
+        path (str | Path): the JSON file.
+        name (str): how messages call it (``A``, ``B``). Default: ``"report"``.
+
+    Returns:
+        dict[str, Any]: the report.
 
     Raises:
-        CompareError: the file is missing, not JSON, or not a JSON object.
+        MissingFile: there is no such file.
+        CompareError: the file cannot be read, is not JSON, not a JSON object, or has a
+            field missing or of the wrong type.
     """
+    label = f"report {name} ({path})"
     try:
-        report = json.loads(Path(path).read_text())
-    except (OSError, ValueError) as err:
-        raise CompareError(f"cannot read a report from {path}: {err}") from err
+        report = json.loads(Path(path).read_text(encoding="utf-8"))
+    except FileNotFoundError as err:
+        raise MissingFile(f"{label} does not exist; pass a JSON report written by "
+                          f"{WRITERS}") from err
+    except OSError as err:
+        raise CompareError(f"{label} cannot be read ({err.strerror}); pass a JSON report "
+                           f"written by {WRITERS}") from err
+    except ValueError as err:  # also undecodable bytes
+        raise CompareError(f"{label} is not JSON ({err}); pass a JSON report written by "
+                           f"{WRITERS}") from err
     if not isinstance(report, dict):
-        raise CompareError(f"{path} is not a benchmark report (a JSON object). "
-                           f"Received: a JSON {type(report).__name__}")
+        raise CompareError(f"{label} is not a benchmark report: it must be a JSON object "
+                           f"with a benchmark field. Received: a JSON "
+                           f"{type(report).__name__}; pass a report written by {WRITERS}")
+    check(report, label)
     return report
 
 
@@ -119,8 +148,97 @@ def kind_of(report: dict[str, Any], name: str = "report") -> str:
     kind = report.get("benchmark")
     if kind not in KINDS:
         raise CompareError(f"{name} has no known benchmark kind (one of {', '.join(KINDS)}). "
-                           f"Received: benchmark={kind!r}")
+                           f"Received: benchmark={kind!r}; pass a report written by {WRITERS}")
     return str(kind)
+
+
+def _typed(value: Any, path: str, types: tuple[type, ...], *, required: bool = False,
+           present: bool = True) -> Any:
+    """``value`` (the field at ``path``) checked to be one of ``types``, or null when not
+    ``required``.
+
+    Raises:
+        CompareError: the message names the field by its path (``cases[3].median_s``).
+    """
+    if value is None and not required:
+        return None
+    if value is None or isinstance(value, bool) or not isinstance(value, types):
+        what = TYPE_NAMES[types] + ("" if required else " or null")
+        if not present:
+            raise CompareError(f"field {path} is missing; it must be {what}")
+        raise CompareError(f"field {path} must be {what}. Received: {path}={value!r:.60}")
+    return value
+
+
+def _field(obj: dict[str, Any], key: str, where: str, types: tuple[type, ...], *,
+           required: bool = False) -> Any:
+    """``obj[key]`` checked by :func:`_typed`; ``where`` is the path of ``obj``."""
+    path = f"{where}.{key}" if where else key
+    return _typed(obj.get(key), path, types, required=required, present=key in obj)
+
+
+def _timing(entry: dict[str, Any], where: str) -> None:
+    _field(entry, "skipped", where, (str,))
+    _field(entry, "median_s", where, NUMBER)
+    _field(entry, "iqr_s", where, NUMBER)
+    for i, t in enumerate(_field(entry, "times_s", where, (list,)) or []):
+        _typed(t, f"{where}.times_s[{i}]", NUMBER, required=True)
+
+
+def _check_fields(report: dict[str, Any], kind: str) -> None:
+    env = _field(report, "environment", "", (dict,))
+    if env is not None:
+        _field(env, "git_commit", "environment", (str,))
+    if kind == "hotloop":
+        for i, case in enumerate(_field(report, "cases", "", (list,), required=True)):
+            where = f"cases[{i}]"
+            _typed(case, where, (dict,), required=True)
+            for key, types in HOTLOOP_KEYS.items():
+                _field(case, key, where, types, required=True)
+            _field(case, "dtype", where, (str,))
+            _timing(case, where)
+    elif kind == "epoch":
+        config = _field(report, "config", "", (dict,))
+        if config is not None:
+            _field(config, "device", "config", (str,))
+        for backend, result in _field(report, "backends", "", (dict,), required=True).items():
+            where = f"backends.{backend}"
+            _typed(result, where, (dict,), required=True)
+            _field(result, "skipped", where, (str,))
+            epoch = _field(result, "epoch", where, (dict,))
+            if epoch is not None:
+                _timing(epoch, f"{where}.epoch")
+    else:
+        for impl in ("ours", "tf"):
+            section = _field(report, impl, "", (dict,))
+            if section is not None:
+                _field(section, "skipped", impl, (str,))
+                for phase in VECTORIZER_PHASES:
+                    if _field(section, phase, impl, (dict,)) is not None:
+                        _timing(section[phase], f"{impl}.{phase}")
+
+
+def check(report: dict[str, Any], name: str = "report") -> str:
+    """Check that ``report`` has every field :func:`compare` reads, of the right type.
+
+    Args:
+        report (dict[str, Any]): a parsed report.
+        name (str): how messages call it. Default: ``"report"``.
+
+    Returns:
+        str: the report's kind, one of ``KINDS``.
+
+    Raises:
+        CompareError: an unknown kind, or a field missing or of the wrong type; the
+            message names ``name``, the field and the fix.
+    """
+    kind = kind_of(report, name)
+    try:
+        _check_fields(report, kind)
+    except CompareError as err:
+        raise CompareError(f"{name}: {err}; fix the field, or write the report again with "
+                           f"python -m benchmarks.{kind}") from None
+    return kind
 
 
 def _row(entry: dict[str, Any]) -> Row:
@@ -178,9 +296,9 @@ def compare(a: dict[str, Any], b: dict[str, Any]) -> Comparison:
         Comparison: matched cases, cases skipped in either, and cases in one report only.
 
     Raises:
-        CompareError: the reports are of different or unknown kinds.
+        CompareError: the reports are of different or unknown kinds, or malformed.
     """
-    kind_a, kind_b = kind_of(a, "A"), kind_of(b, "B")
+    kind_a, kind_b = check(a, "A"), check(b, "B")
     if kind_a != kind_b:
         raise CompareError(f"cannot compare reports of different kinds. Received: A "
                            f"benchmark={kind_a!r}, B benchmark={kind_b!r}; compare two "
@@ -238,28 +356,28 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     Returns:
         int: 0 when at least one case matched, 1 when none did, 2 when the reports
-        cannot be compared (the message goes to stderr).
+        cannot be compared (``error: ...`` on stderr).
     """
-    parser = argparse.ArgumentParser(prog="python -m benchmarks.compare",
-                                     description=__doc__.splitlines()[0])
+    parser = ArgumentParser(prog="python -m benchmarks.compare",
+                            description=__doc__.splitlines()[0])
     parser.add_argument("a", help="baseline report (JSON)")
     parser.add_argument("b", help="report to compare with it (JSON)")
     args = parser.parse_args(argv)
-    try:
-        a, b = load(args.a), load(args.b)
+
+    def body() -> int:
+        a, b = load(args.a, "A"), load(args.b, "B")
         result = compare(a, b)
-    except CompareError as err:
-        print(f"benchmarks.compare: {err}", file=sys.stderr)
-        return 2
-    print(f"{result.kind} reports")
-    print(_describe("A", args.a, a))
-    print(_describe("B", args.b, b))
-    for line in format_comparison(result):
-        print(line)
-    if not result.matched:
-        print("no case was measured in both reports", file=sys.stderr)
-        return 1
-    return 0
+        print(f"{result.kind} reports")
+        print(_describe("A", args.a, a))
+        print(_describe("B", args.b, b))
+        for line in format_comparison(result):
+            print(line)
+        if not result.matched:
+            print("no case was measured in both reports", file=sys.stderr)
+            return 1
+        return 0
+
+    return cli(body)
 
 
 if __name__ == "__main__":

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -97,7 +99,8 @@ def test_unknown_reports_are_refused(tmp_path: Path, capsys: pytest.CaptureFixtu
     path = tmp_path / "bad.json"
     path.write_text(json.dumps(bad))
     assert compare.main([_write(tmp_path, "a.json", a), str(path)]) == 2
-    assert "benchmarks.compare:" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert err.startswith("error: report B (") and str(path) in err
 
 
 def test_cases_in_one_report_only_are_listed(tmp_path: Path,
@@ -165,3 +168,102 @@ def test_vectorizer_reports_use_iqr_of_their_times() -> None:
     assert match.a.iqr_s == pytest.approx(0.2, rel=1e-9, abs=0.0)
     assert match.mark == ""  # 8.3% change, 16.7% relative IQR
     assert ("ours", "adapt") in [key for key, _ in result.skipped]
+
+
+REPO = Path(__file__).resolve().parents[1]
+GOOD_CASE = _case("ours", "forward", 1.0, 0.1)
+
+# (file name, contents or None for no file, what the one-line message must say)
+MALFORMED = {
+    "missing file": ("absent.json", None, "does not exist; pass a JSON report written by"),
+    "not JSON": ("broken.json", "{not json", "is not JSON (Expecting property name"),
+    "not UTF-8": ("latin1.json", b'{"benchmark": "hotloop\xe9"}', "is not JSON ("),
+    "a folder": ("folder.json", "", "cannot be read (Is a directory)"),
+    "top level list": ("list.json", [1, 2], "must be a JSON object with a benchmark field. "
+                       "Received: a JSON list"),
+    "unknown kind": ("kind.json", {"benchmark": "mystery"}, "Received: benchmark='mystery'"),
+    "no cases": ("nocases.json", {"benchmark": "hotloop"}, "field cases is missing; it must be "
+                 "a list; fix the field, or write the report again with python -m "
+                 "benchmarks.hotloop"),
+    "cases not a list": ("cases.json", {"benchmark": "hotloop", "cases": {"a": 1}},
+                         "field cases must be a list. Received: cases={'a': 1}"),
+    "case not an object": ("case.json", _hotloop(GOOD_CASE, "fast"),
+                           "field cases[1] must be an object. Received: cases[1]='fast'"),
+    "case without impl": ("impl.json", _hotloop({k: v for k, v in GOOD_CASE.items()
+                                                 if k != "impl"}),
+                          "field cases[0].impl is missing; it must be a string"),
+    "string dimension": ("dim.json", _hotloop(_case("ours", "forward", 1.0, 0.1, D="16")),
+                         "field cases[0].D must be an integer. Received: cases[0].D='16'"),
+    "string median": ("median.json", _hotloop({**GOOD_CASE, "median_s": "1 ms"}),
+                      "field cases[0].median_s must be a number or null. Received: "
+                      "cases[0].median_s='1 ms'"),
+    "string timing": ("times.json", _hotloop({**GOOD_CASE, "times_s": [1.0, "x"]}),
+                      "field cases[0].times_s[1] must be a number. Received: "
+                      "cases[0].times_s[1]='x'"),
+    "epoch backends list": ("epoch.json", {"benchmark": "epoch", "backends": ["torch"]},
+                            "field backends must be an object. Received: backends=['torch']; "
+                            "fix the field, or write the report again with python -m "
+                            "benchmarks.epoch"),
+    "epoch timing not an object": ("epoch2.json", {"benchmark": "epoch", "backends": {
+        "torch": {"epoch": 0.5}}}, "field backends.torch.epoch must be an object or null. "
+        "Received: backends.torch.epoch=0.5"),
+    "vectorizer phase mistyped": ("vec.json", {"benchmark": "vectorizer", "ours": {
+        "total": {"median_s": [1]}}}, "field ours.total.median_s must be a number or null"),
+    "commit not a string": ("env.json", {**_hotloop(GOOD_CASE), "environment": {
+        "git_commit": 123}}, "field environment.git_commit must be a string or null"),
+}
+
+
+def _cli(tmp_path: Path, name: str, contents: Any) -> tuple[subprocess.CompletedProcess[str],
+                                                              Path]:
+    """Run ``python -m benchmarks.compare good.json <name>`` after writing ``contents``."""
+    bad = tmp_path / name
+    if isinstance(contents, bytes):
+        bad.write_bytes(contents)
+    elif contents == "":
+        bad.mkdir()
+    elif isinstance(contents, str):
+        bad.write_text(contents)
+    elif contents is not None:
+        bad.write_text(json.dumps(contents))
+    good = _write(tmp_path, "good.json", _hotloop(GOOD_CASE))
+    proc = subprocess.run([sys.executable, "-m", "benchmarks.compare", good, str(bad)],
+                          cwd=REPO, capture_output=True, text=True, timeout=120)
+    return proc, bad
+
+
+@pytest.mark.parametrize("case", list(MALFORMED))
+def test_malformed_report_is_one_line_error_naming_file_and_field(tmp_path: Path,
+                                                                  case: str) -> None:
+    name, contents, expected = MALFORMED[case]
+    proc, bad = _cli(tmp_path, name, contents)
+    assert proc.returncode == 2, proc.stderr
+    assert proc.stderr.startswith(f"error: report B ({bad})"), proc.stderr
+    assert expected in proc.stderr, proc.stderr
+    assert "Traceback" not in proc.stderr
+    assert len(proc.stderr.splitlines()) <= 3
+    assert proc.stdout == ""
+
+
+def test_well_formed_reports_still_compare_from_the_command_line(tmp_path: Path) -> None:
+    # The negative twin of the malformed cases: the same command on a valid B succeeds.
+    proc, _ = _cli(tmp_path, "b.json", _hotloop(_case("ours", "forward", 2.0, 0.1)))
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stderr == ""
+    assert "2.000" in proc.stdout  # B/A = 2
+
+
+@pytest.mark.parametrize("name", ["epoch-cpu-2core.json", "hotloop-cpu-2core.json",
+                                  "hotloop-cpu-2core-long.json", "vectorizer-cpu-2core.json"])
+def test_committed_reports_pass_the_field_checks(name: str) -> None:
+    report = compare.load(REPO / "benchmarks" / "reports" / name, "A")
+    assert compare.check(report) == report["benchmark"]
+
+
+def test_malformed_report_error_is_a_usage_error() -> None:
+    from embeddings.errors import InvalidInput, UsageError
+
+    bad = _hotloop({**GOOD_CASE, "median_s": "slow"})
+    with pytest.raises(InvalidInput, match=r"^B: field cases\[0\]\.median_s must be a number"):
+        compare.compare(_hotloop(GOOD_CASE), bad)
+    assert issubclass(compare.CompareError, UsageError)
