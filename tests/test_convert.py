@@ -12,7 +12,7 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from embeddings import convert, predict, runs, train
+from embeddings import convert, keras_file, predict, runs, train
 from embeddings.model import SentimentClassifier
 from embeddings.testing import assert_close, tensorflow_python
 
@@ -77,13 +77,25 @@ def test_weights_h5_needs_and_takes_a_vocabulary(tmp_path: Path) -> None:
     assert all(torch.equal(a[k], b[k]) for k in a)
 
 
+def test_weights_h5_finds_its_own_sidecar_vocabulary(tmp_path: Path) -> None:
+    """``m.v3.weights.h5`` reads ``m.v3.vocabulary.txt`` (only the final suffix goes), not
+    ``m.vocabulary.txt``."""
+    (tmp_path / "m.v3.weights.h5").write_bytes((FIXTURES / "tutorial_small.weights.h5")
+                                               .read_bytes())
+    tokens = (FIXTURES / "tutorial_small.vocabulary.txt").read_text(encoding="utf-8")
+    (tmp_path / "m.v3.vocabulary.txt").write_text(tokens, encoding="utf-8")
+    (tmp_path / "m.vocabulary.txt").write_text("\n[UNK]\nwrong\n", encoding="utf-8")
+    out = convert.keras_to_run(tmp_path / "m.v3.weights.h5", tmp_path / "run")
+    assert runs.load_run(out).vocabulary == tokens.split("\n")[:-1]
+
+
 def test_not_a_keras_file_is_rejected(tmp_path: Path) -> None:
     bogus = tmp_path / "x.keras"
     bogus.write_bytes(b"not a model")
     with pytest.raises(ValueError, match="neither a .keras archive nor an HDF5"):
-        convert.read_keras(bogus)
+        keras_file.read_keras(bogus)
     with pytest.raises(FileNotFoundError, match="No Keras file"):
-        convert.read_keras(tmp_path / "missing.keras")
+        keras_file.read_keras(tmp_path / "missing.keras")
 
 
 def test_vocabulary_larger_than_table_is_rejected(tmp_path: Path) -> None:
