@@ -1,14 +1,17 @@
-"""IMDb sources, the Keras split and order, downloads (against a local server), bad input."""
+"""IMDb sources (folders, tarballs, the hub), the Keras split and order, and bad input,
+in the library and through ``python -m embeddings.train``.  Downloads: test_download.py."""
 
 from __future__ import annotations
 
+import gzip
 import hashlib
-import http.server
 import io
 import os
+import subprocess
+import sys
 import tarfile
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Mapping
 from pathlib import Path
 
 import numpy as np
@@ -17,12 +20,50 @@ import pytest
 from embeddings import data
 from embeddings.testing import write_imdb_tree
 
+TINY = ["--epochs", "1", "--batch-size", "8", "--vocab-size", "20", "--sequence-length", "8",
+        "--device", "cpu"]
 
-def make_tarball(base: Path, target: Path) -> bytes:
+
+def make_tarball(base: Path, target: Path, mode: str = "w:gz") -> bytes:
     """Pack an ``aclImdb`` folder like the original archive and return the bytes."""
-    with tarfile.open(target, "w:gz") as tar:
+    with tarfile.open(target, mode) as tar:
         tar.add(base, arcname="aclImdb")
     return target.read_bytes()
+
+
+def add_member(tar: tarfile.TarFile, name: str, content: bytes = b"",
+               kind: bytes = tarfile.REGTYPE, link: str = "") -> None:
+    """Add one member of any type to an archive being written."""
+    info = tarfile.TarInfo(name)
+    info.type, info.linkname = kind, link
+    info.size = len(content) if kind == tarfile.REGTYPE else 0
+    tar.addfile(info, io.BytesIO(content) if info.size else None)
+
+
+def train_cli(data_arg: str, tmp_path: Path, *, timeout: float = 180,
+              env: Mapping[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    """``python -m embeddings.train --data ARG`` with tiny sizes, ``--out tmp_path/runs/run``
+    and ``EMBEDDINGS_CACHE=tmp_path/cache``."""
+    (tmp_path / "runs").mkdir(exist_ok=True)
+    full_env = {k: v for k, v in os.environ.items() if k != "EMBEDDINGS_DATA"}
+    full_env.update({"EMBEDDINGS_CACHE": str(tmp_path / "cache"), **(env or {})})
+    return subprocess.run(
+        [sys.executable, "-m", "embeddings.train", "--data", data_arg, *TINY,
+         "--out", str(tmp_path / "runs" / "run")],
+        capture_output=True, text=True, env=full_env, timeout=timeout, check=False)
+
+
+def assert_refused(proc: subprocess.CompletedProcess[str], named: str, tmp_path: Path) -> None:
+    """Exit 2 with one short ``error:`` line that names the input, and nothing left behind:
+    no run, no hidden staging beside it, no cache entry or download staging."""
+    err = proc.stderr
+    assert proc.returncode == 2, err[-3000:]
+    assert err.startswith("error: ") and "Traceback" not in err, err[-3000:]
+    assert named in err and len(err.splitlines()) <= 3, err
+    assert len(err.replace(named, "<input>")) <= 240, err  # 3 lines of a terminal
+    assert list((tmp_path / "runs").iterdir()) == []
+    imdb = tmp_path / "cache" / "imdb"
+    assert not imdb.exists() or list(imdb.iterdir()) == []
 
 
 def test_directory_walk_is_sorted_like_keras(small_imdb: Path) -> None:
@@ -140,102 +181,213 @@ def test_environment_variable_selects_the_source(small_imdb: Path,
     assert len(reviews) == 40 and where == str(small_imdb)
 
 
-# -- downloads, against a server on this machine ------------------------------------------
+# -- tarballs: read in place, whole or not at all ------------------------------------------
 
 
-class _Server:
-    def __init__(self, payload: bytes) -> None:
-        self.payload = payload
-        self.hits = 0
-        outer = self
-
-        class Handler(http.server.BaseHTTPRequestHandler):
-            def do_GET(self) -> None:  # noqa: N802 - the stdlib's name
-                outer.hits += 1
-                self.send_response(200)
-                self.send_header("Content-Length", str(len(outer.payload)))
-                self.end_headers()
-                self.wfile.write(outer.payload)
-
-            def log_message(self, *args: object) -> None:
-                pass
-
-        self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}/aclImdb_v1.tar.gz"
-        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
-        self.thread.start()
-
-    def close(self) -> None:
-        self.httpd.shutdown()
-        self.httpd.server_close()
+def _cut_archive(small_imdb: Path, tmp_path: Path, where: str) -> Path:
+    """The small tree as a tarball cut short ``where``: at a member's header (tarfile alone
+    would then load the members before it), inside a member's data, or in a gzip stream."""
+    whole = make_tarball(small_imdb, tmp_path / "whole.tar", "w")
+    with tarfile.open(tmp_path / "whole.tar") as tar:
+        review = [m for m in tar.getmembers() if m.name.endswith(".txt")][25]
+    cuts = {"tar-at-a-header": whole[:review.offset],
+            "tar-inside-a-member": whole[:review.offset_data + review.size // 2],
+            "gzip-stream": make_tarball(small_imdb, tmp_path / "w.tar.gz")[:-300],
+            "gzip-of-tar-at-a-header": gzip.compress(whole[:review.offset], mtime=0)}
+    path = tmp_path / f"cut-{where}.tar"
+    path.write_bytes(cuts[where])
+    return path
 
 
-@pytest.fixture
-def archive_server(small_imdb: Path, tmp_path: Path) -> Iterator[_Server]:
-    server = _Server(make_tarball(small_imdb, tmp_path / "served.tar.gz"))
-    yield server
-    server.close()
+@pytest.mark.parametrize("where", ["tar-at-a-header", "tar-inside-a-member", "gzip-stream",
+                                   "gzip-of-tar-at-a-header"])
+def test_truncated_tarball_is_an_error_never_a_partial_load(small_imdb: Path, tmp_path: Path,
+                                                             where: str) -> None:
+    path = _cut_archive(small_imdb, tmp_path, where)
+    with pytest.raises(data.DataSourceError, match="truncated or corrupt") as err:
+        data.read_tarball(path)
+    assert str(path) in str(err.value) and "\n" not in str(err.value)
 
 
-def test_download_verifies_extracts_and_caches(archive_server: _Server, tmp_path: Path) -> None:
-    cache = tmp_path / "cache"
-    digest = hashlib.sha256(archive_server.payload).hexdigest()
-    target = data.download_imdb(archive_server.url, digest, cache)
-    assert target == cache / "aclImdb" and len(data.read_directory(target)) == 40
-    assert data.download_imdb(archive_server.url, digest, cache) == target
-    assert archive_server.hits == 1  # downloaded once
-    assert sorted(os.listdir(cache)) == ["aclImdb"]  # no temporary leftovers
+@pytest.mark.parametrize("name", ["../evil.txt", "/etc/neg/0_1.txt",
+                                  "aclImdb/train/neg/../../../up.txt"])
+def test_unsafe_member_name_refuses_the_archive(small_imdb: Path, tmp_path: Path,
+                                                name: str) -> None:
+    path = tmp_path / "unsafe.tar.gz"
+    with tarfile.open(path, "w:gz") as tar:
+        tar.add(small_imdb, arcname="aclImdb")
+        add_member(tar, name, b"gotcha")
+    with pytest.raises(data.DataSourceError, match="unsafe member") as err:
+        data.read_tarball(path)
+    assert repr(name) in str(err.value)
 
 
-def test_download_with_wrong_checksum_keeps_nothing(archive_server: _Server,
-                                                    tmp_path: Path) -> None:
-    cache = tmp_path / "cache"
-    with pytest.raises(data.DataSourceError, match="corrupt.*sha256"):
-        data.download_imdb(archive_server.url, "0" * 64, cache)
-    assert os.listdir(cache) == []
+@pytest.mark.parametrize("kind,link", [(tarfile.SYMTYPE, "../pos/0_1.txt"),
+                                       (tarfile.LNKTYPE, "aclImdb/train/pos/0_1.txt"),
+                                       (tarfile.CHRTYPE, ""), (tarfile.FIFOTYPE, "")],
+                         ids=["symlink", "hardlink", "device", "fifo"])
+def test_review_that_is_a_link_or_device_is_refused(small_imdb: Path, tmp_path: Path,
+                                                    kind: bytes, link: str) -> None:
+    """An extracted copy would give Keras another file's bytes (or a device) under this
+    name, and skipping it would drop a review: the archive is refused, naming the member."""
+    path = tmp_path / "links.tar"
+    with tarfile.open(path, "w") as tar:
+        tar.add(small_imdb, arcname="aclImdb")
+        add_member(tar, "aclImdb/train/neg/99_1.txt", kind=kind, link=link)
+    with pytest.raises(data.DataSourceError, match="99_1.txt is a link or device"):
+        data.read_tarball(path)
 
 
-def test_unreachable_url_is_a_clear_error(tmp_path: Path) -> None:
-    with pytest.raises(data.DataSourceError, match="Cannot download"):
-        data.download_imdb("http://127.0.0.1:9/aclImdb_v1.tar.gz", None, tmp_path)
+def test_members_outside_the_class_folders_are_never_read(small_imdb: Path,
+                                                          tmp_path: Path) -> None:
+    """Links and devices elsewhere are skipped, as are files that are not reviews."""
+    path = tmp_path / "extra.tar"
+    with tarfile.open(path, "w") as tar:
+        tar.add(small_imdb, arcname="aclImdb")
+        add_member(tar, "aclImdb/README.txt", kind=tarfile.SYMTYPE, link="/etc/passwd")
+        add_member(tar, "aclImdb/train/unsup/1_0.txt", kind=tarfile.LNKTYPE, link="/etc/passwd")
+        add_member(tar, "aclImdb/dev.txt", kind=tarfile.CHRTYPE)
+    assert data.read_tarball(path) == data.read_directory(small_imdb)
 
 
-def test_fallbacks_reach_the_url_after_cache_and_hub_fail(
-    archive_server: _Server, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    import datasets
-
-    def offline(*args: object, **kwargs: object) -> None:
-        raise ConnectionError("hub unreachable")
-
-    monkeypatch.delenv("EMBEDDINGS_DATA", raising=False)
-    monkeypatch.setenv("EMBEDDINGS_CACHE", str(tmp_path / "cache"))
-    monkeypatch.setattr(datasets, "load_dataset", offline)
-    monkeypatch.setattr(data, "IMDB_URL", archive_server.url)
-    monkeypatch.setattr(data, "IMDB_SHA256", hashlib.sha256(archive_server.payload).hexdigest())
-    reviews, where = data.read_source()
-    assert len(reviews) == 40 and where.startswith("download")
-    # The next call finds the cache first and does not download again.
-    reviews, where = data.read_source()
-    assert where.startswith("local cache") and archive_server.hits == 1
+def test_oversized_review_is_refused_before_it_is_read(small_imdb: Path, tmp_path: Path,
+                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    make_tarball(small_imdb, tmp_path / "imdb.tar.gz")
+    monkeypatch.setattr(data, "MAX_REVIEW_BYTES", 12)  # the corpus has longer reviews
+    with pytest.raises(data.DataSourceError, match="over the 12 a review may have"):
+        data.read_tarball(tmp_path / "imdb.tar.gz")
+    with pytest.raises(data.DataSourceError, match="over the 12 a review may have"):
+        data.read_directory(small_imdb)
 
 
-def test_all_fallbacks_failing_lists_each_attempt(tmp_path: Path,
-                                                  monkeypatch: pytest.MonkeyPatch) -> None:
-    import datasets
-
-    def offline(*args: object, **kwargs: object) -> None:
-        raise ConnectionError("hub unreachable")
-
-    monkeypatch.delenv("EMBEDDINGS_DATA", raising=False)
-    monkeypatch.setenv("EMBEDDINGS_CACHE", str(tmp_path / "cache"))
-    monkeypatch.setattr(datasets, "load_dataset", offline)
-    monkeypatch.setattr(data, "IMDB_URL", "http://127.0.0.1:9/aclImdb_v1.tar.gz")
+def test_not_a_tarball_is_one_short_line(tmp_path: Path) -> None:
+    path = tmp_path / "broken.tar.gz"
+    path.write_bytes(b"\x1f\x8b not really gzip")
     with pytest.raises(data.DataSourceError) as err:
-        data.read_source()
-    message = str(err.value)
-    for what in ("local cache", "hub unreachable", "Cannot download", "--data PATH"):
-        assert what in message
+        data.read_source(path)
+    assert str(err.value) == (f"{path} is not a tar archive. Use --data (or EMBEDDINGS_DATA) "
+                              "with an aclImdb folder or aclImdb_v1.tar.gz.")
+
+
+def test_tarball_source_is_described_with_its_sha256(small_imdb: Path, tmp_path: Path) -> None:
+    blob = make_tarball(small_imdb, tmp_path / "imdb.tar.gz")
+    reviews, where = data.read_source(tmp_path / "imdb.tar.gz")
+    assert len(reviews) == 40
+    assert where == f"{tmp_path / 'imdb.tar.gz'} (sha256 {hashlib.sha256(blob).hexdigest()})"
+
+
+# -- folders: regular files only, every byte kept -----------------------------------------
+
+
+def test_fifo_named_like_a_review_is_refused_not_opened(tmp_path: Path) -> None:
+    """Opening a FIFO for reading waits for a writer: it must be refused from its type."""
+    base = write_imdb_tree(tmp_path, {"neg/0_1.txt": "x", "pos/0_9.txt": "y"})
+    os.mkfifo(base / "train" / "neg" / "1_2.txt")
+    outcome: list[BaseException | None] = []
+
+    def read() -> None:
+        try:
+            data.read_directory(base)
+            outcome.append(None)
+        except data.DataSourceError as err:
+            outcome.append(err)
+
+    reader = threading.Thread(target=read, daemon=True)
+    reader.start()
+    reader.join(timeout=30)
+    assert outcome, "reading the folder hung on the FIFO"
+    assert str(outcome[0]).startswith(f"{base / 'train' / 'neg' / '1_2.txt'} is a FIFO")
+
+
+UNUSUAL = {"neg/0_1.txt": b"", "neg/1_2.txt": b"long " * 2_000_000,
+           "pos/0_9.txt": b"caf\xe9 \xff\xfe", "pos/1_8.txt": b"fine"}
+
+
+@pytest.mark.parametrize("form", ["folder", "tarball"])
+def test_unusual_reviews_keep_their_exact_bytes(tmp_path: Path, form: str) -> None:
+    """An empty file, a 10 MB review and invalid UTF-8 come back byte for byte, as
+    TensorFlow's ``tf.io.read_file`` reads them."""
+    base = write_imdb_tree(tmp_path, UNUSUAL)
+    if form == "tarball":
+        make_tarball(base, tmp_path / "imdb.tar.gz")
+        reviews = data.read_tarball(tmp_path / "imdb.tar.gz")
+    else:
+        reviews = data.read_directory(base)
+    assert {r.path: r.raw for r in reviews} == UNUSUAL
+    train, val = data.load_imdb(base, validation_split=0.5)
+    rows = {row["path"]: row for ds in (train, val) for row in ds}
+    assert rows["neg/0_1.txt"]["text"] == "" and rows["neg/0_1.txt"]["raw"] is None
+    assert rows["neg/1_2.txt"]["text"].encode() == UNUSUAL["neg/1_2.txt"]
+    assert rows["pos/0_9.txt"]["raw"] == UNUSUAL["pos/0_9.txt"]
+    exact = data.exact_texts(train) + data.exact_texts(val)
+    assert sorted(t if isinstance(t, bytes) else t.encode() for t in exact) == sorted(
+        UNUSUAL.values())
+
+
+# -- the command line ---------------------------------------------------------------------
+
+
+def _missing(tmp_path: Path, small_imdb: Path) -> tuple[Path, str]:
+    return tmp_path / "no-such-data", "no-such-data"
+
+
+def _no_pos_folder(tmp_path: Path, small_imdb: Path) -> tuple[Path, str]:
+    base = write_imdb_tree(tmp_path / "data", {"neg/0_1.txt": "x"})
+    return base, str(base)
+
+
+def _empty_class_folder(tmp_path: Path, small_imdb: Path) -> tuple[Path, str]:
+    base = write_imdb_tree(tmp_path / "data", {"pos/0_9.txt": "y"}) / "train"
+    (base / "neg").mkdir()
+    return base, str(base)
+
+
+def _not_a_tarball(tmp_path: Path, small_imdb: Path) -> tuple[Path, str]:
+    path = tmp_path / "page.tar.gz"
+    path.write_bytes(b"<html>Not Found</html>\n")
+    return path, str(path)
+
+
+def _truncated_gzip(tmp_path: Path, small_imdb: Path) -> tuple[Path, str]:
+    path = _cut_archive(small_imdb, tmp_path, "gzip-stream")
+    return path, str(path)
+
+
+def _truncated_tar(tmp_path: Path, small_imdb: Path) -> tuple[Path, str]:
+    path = _cut_archive(small_imdb, tmp_path, "tar-at-a-header")
+    return path, str(path)
+
+
+def _climbing_member(tmp_path: Path, small_imdb: Path) -> tuple[Path, str]:
+    path = tmp_path / "evil.tar.gz"
+    with tarfile.open(path, "w:gz") as tar:
+        tar.add(small_imdb, arcname="aclImdb")
+        add_member(tar, "../../outside.txt", b"gotcha")
+    return path, "'../../outside.txt'"
+
+
+def _fifo_in_folder(tmp_path: Path, small_imdb: Path) -> tuple[Path, str]:
+    fifo = small_imdb / "train" / "pos" / "99_9.txt"
+    os.mkfifo(fifo)
+    return small_imdb, str(fifo)
+
+
+@pytest.mark.parametrize("make", [_missing, _no_pos_folder, _empty_class_folder, _not_a_tarball,
+                                  _truncated_gzip, _truncated_tar, _climbing_member,
+                                  _fifo_in_folder], ids=lambda f: f.__name__.strip("_"))
+def test_cli_refuses_bad_data_in_one_line(
+        tmp_path: Path, small_imdb: Path,
+        make: Callable[[Path, Path], tuple[Path, str]]) -> None:
+    source, named = make(tmp_path, small_imdb)
+    assert_refused(train_cli(str(source), tmp_path, timeout=120), named, tmp_path)
+
+
+def test_cli_trains_on_empty_huge_and_non_utf8_reviews(tmp_path: Path, small_imdb: Path) -> None:
+    base = write_imdb_tree(tmp_path, UNUSUAL)  # beside the small corpus's files
+    proc = train_cli(str(base), tmp_path)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert (tmp_path / "runs" / "run" / "config.json").is_file()
+    assert {r.path: r.raw for r in data.read_directory(base) if r.path in UNUSUAL} == UNUSUAL
 
 
 # -- the real data --------------------------------------------------------------------------
