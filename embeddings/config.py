@@ -72,8 +72,10 @@ class DataConfig:
         default=None,
         metadata={
             "help": "IMDb source: an aclImdb directory, an aclImdb tarball, 'hub' (Hugging Face "
-            "stanfordnlp/imdb) or an http(s) URL of the tarball. Default: $EMBEDDINGS_DATA, "
-            "else the local cache, then the hub, then the Stanford URL."
+            "stanfordnlp/imdb) or an http(s) URL of the tarball, optionally pinned as "
+            "URL#sha256=<hex> (EMBEDDINGS_DOWNLOAD_TIMEOUT: seconds without a byte, default "
+            "60). Default: $EMBEDDINGS_DATA, else the verified local cache, then the hub, "
+            "then the Stanford URL."
         },
     )
     validation_split: float = field(
