@@ -7,6 +7,8 @@
   that compare with it in a subprocess.
 * :func:`cli_error` and :func:`tree_state`: run a command line as a user does and
   check that a mistake gets one short message, exit 2, and changes nothing.
+* :func:`make_tarball`, :func:`train_cli` and :func:`assert_refused`: IMDb archives and
+  tiny training runs for the data and download tests.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ import hashlib
 import os
 import subprocess
 import sys
+import tarfile
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -125,3 +128,84 @@ def tree_state(root: str | os.PathLike[str]) -> dict[str, str]:
         else:
             state[rel] = hashlib.sha256(path.read_bytes()).hexdigest()
     return state
+
+
+# The training command line on a small corpus -----------------------------------------------
+
+TINY_TRAIN_FLAGS = ["--epochs", "1", "--batch-size", "8", "--vocab-size", "20",
+                    "--sequence-length", "8", "--device", "cpu"]
+
+
+def make_tarball(base: str | os.PathLike[str], target: str | os.PathLike[str], *,
+                 gzip: bool = True) -> bytes:
+    """Pack an ``aclImdb`` folder like the original archive, its members under ``aclImdb/``.
+
+    Args:
+        base (str | os.PathLike): the ``aclImdb`` folder (see :func:`write_imdb_tree`).
+        target (str | os.PathLike): the archive to write.
+        gzip (bool): compress it with gzip, else write a plain tar. Default: ``True``.
+
+    Returns:
+        bytes: the archive's bytes.
+    """
+    with tarfile.open(target, "w:gz" if gzip else "w") as tar:
+        tar.add(base, arcname="aclImdb")
+    return Path(target).read_bytes()
+
+
+def _train_command(data: str, root: Path,
+                   env: Mapping[str, str] | None) -> tuple[list[str], dict[str, str]]:
+    """The module and arguments of :func:`train_cli`, and its extra environment; makes
+    ``root/runs``."""
+    (root / "runs").mkdir(exist_ok=True)
+    argv = ["embeddings.train", "--data", data, *TINY_TRAIN_FLAGS,
+            "--out", str(root / "runs" / "run")]
+    # An empty EMBEDDINGS_DATA counts as unset.
+    extra = {"EMBEDDINGS_DATA": "", "EMBEDDINGS_CACHE": str(root / "cache"), **(env or {})}
+    return argv, extra
+
+
+def train_cli(data: str, root: Path, *, timeout: float = 180,
+              env: Mapping[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    """Run ``python -m embeddings.train --data DATA`` with :data:`TINY_TRAIN_FLAGS`,
+    ``--out root/runs/run``, ``EMBEDDINGS_CACHE=root/cache`` and no ``EMBEDDINGS_DATA``.
+
+    Args:
+        data (str): the ``--data`` argument.
+        root (Path): the folder for ``runs/`` and ``cache/`` (a test's ``tmp_path``).
+        timeout (float): seconds before the test fails. Default: ``180``.
+        env (Mapping[str, str] | None): more environment variables. Default: ``None``.
+
+    Returns:
+        subprocess.CompletedProcess[str]: the finished process, its output captured.
+    """
+    argv, extra = _train_command(data, root, env)
+    return subprocess.run([sys.executable, "-m", *argv], capture_output=True, text=True,
+                          env={**os.environ, **extra}, timeout=timeout, check=False)
+
+
+def assert_refused(data: str, named: str, root: Path, *, timeout: float = 180,
+                   env: Mapping[str, str] | None = None) -> str:
+    """Run :func:`train_cli`'s command and assert that it refuses ``data``: the error
+    policy of :func:`cli_error`, a message that names ``named`` and fits three lines of a
+    terminal without it (240 characters), and nothing left behind: no run (nor its hidden
+    staging) in ``root/runs``, no cache entry or download staging in ``root/cache/imdb``.
+
+    Args:
+        data (str): the ``--data`` argument.
+        named (str): what the message must name (the path, URL or member at fault).
+        root (Path): the folder for ``runs/`` and ``cache/`` (a test's ``tmp_path``).
+        timeout (float): seconds before the test fails. Default: ``180``.
+        env (Mapping[str, str] | None): more environment variables. Default: ``None``.
+
+    Returns:
+        str: the message.
+    """
+    argv, extra = _train_command(data, root, env)
+    err = cli_error(argv, env=extra, timeout=timeout)
+    assert named in err, err
+    assert len(err.replace(named, "<input>")) <= 240, err
+    assert list((root / "runs").iterdir()) == []
+    imdb = root / "cache" / "imdb"
+    assert not imdb.exists() or list(imdb.iterdir()) == []
+    return err

@@ -11,10 +11,9 @@ from pathlib import Path
 import pytest
 
 from embeddings import train
-from embeddings.testing import cli_error, tree_state
+from embeddings.testing import TINY_TRAIN_FLAGS, cli_error, tree_state
 
-TINY = ["--epochs", "1", "--batch-size", "8", "--vocab-size", "20", "--sequence-length", "12",
-        "--device", "cpu"]
+TINY = TINY_TRAIN_FLAGS
 
 
 @pytest.fixture

@@ -7,28 +7,16 @@ import gzip
 import hashlib
 import io
 import os
-import subprocess
-import sys
 import tarfile
 import threading
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 import pytest
 
 from embeddings import data
-from embeddings.testing import write_imdb_tree
-
-TINY = ["--epochs", "1", "--batch-size", "8", "--vocab-size", "20", "--sequence-length", "8",
-        "--device", "cpu"]
-
-
-def make_tarball(base: Path, target: Path, mode: str = "w:gz") -> bytes:
-    """Pack an ``aclImdb`` folder like the original archive and return the bytes."""
-    with tarfile.open(target, mode) as tar:
-        tar.add(base, arcname="aclImdb")
-    return target.read_bytes()
+from embeddings.testing import assert_refused, make_tarball, train_cli, write_imdb_tree
 
 
 def add_member(tar: tarfile.TarFile, name: str, content: bytes = b"",
@@ -38,32 +26,6 @@ def add_member(tar: tarfile.TarFile, name: str, content: bytes = b"",
     info.type, info.linkname = kind, link
     info.size = len(content) if kind == tarfile.REGTYPE else 0
     tar.addfile(info, io.BytesIO(content) if info.size else None)
-
-
-def train_cli(data_arg: str, tmp_path: Path, *, timeout: float = 180,
-              env: Mapping[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    """``python -m embeddings.train --data ARG`` with tiny sizes, ``--out tmp_path/runs/run``
-    and ``EMBEDDINGS_CACHE=tmp_path/cache``."""
-    (tmp_path / "runs").mkdir(exist_ok=True)
-    full_env = {k: v for k, v in os.environ.items() if k != "EMBEDDINGS_DATA"}
-    full_env.update({"EMBEDDINGS_CACHE": str(tmp_path / "cache"), **(env or {})})
-    return subprocess.run(
-        [sys.executable, "-m", "embeddings.train", "--data", data_arg, *TINY,
-         "--out", str(tmp_path / "runs" / "run")],
-        capture_output=True, text=True, env=full_env, timeout=timeout, check=False)
-
-
-def assert_refused(proc: subprocess.CompletedProcess[str], named: str, tmp_path: Path) -> None:
-    """Exit 2 with one short ``error:`` line that names the input, and nothing left behind:
-    no run, no hidden staging beside it, no cache entry or download staging."""
-    err = proc.stderr
-    assert proc.returncode == 2, err[-3000:]
-    assert err.startswith("error: ") and "Traceback" not in err, err[-3000:]
-    assert named in err and len(err.splitlines()) <= 3, err
-    assert len(err.replace(named, "<input>")) <= 240, err  # 3 lines of a terminal
-    assert list((tmp_path / "runs").iterdir()) == []
-    imdb = tmp_path / "cache" / "imdb"
-    assert not imdb.exists() or list(imdb.iterdir()) == []
 
 
 def test_directory_walk_is_sorted_like_keras(small_imdb: Path) -> None:
@@ -187,7 +149,7 @@ def test_environment_variable_selects_the_source(small_imdb: Path,
 def _cut_archive(small_imdb: Path, tmp_path: Path, where: str) -> Path:
     """The small tree as a tarball cut short ``where``: at a member's header (tarfile alone
     would then load the members before it), inside a member's data, or in a gzip stream."""
-    whole = make_tarball(small_imdb, tmp_path / "whole.tar", "w")
+    whole = make_tarball(small_imdb, tmp_path / "whole.tar", gzip=False)
     with tarfile.open(tmp_path / "whole.tar") as tar:
         review = [m for m in tar.getmembers() if m.name.endswith(".txt")][25]
     cuts = {"tar-at-a-header": whole[:review.offset],
@@ -253,7 +215,8 @@ def test_members_outside_the_class_folders_are_never_read(small_imdb: Path,
 def test_oversized_review_is_refused_before_it_is_read(small_imdb: Path, tmp_path: Path,
                                                        monkeypatch: pytest.MonkeyPatch) -> None:
     make_tarball(small_imdb, tmp_path / "imdb.tar.gz")
-    monkeypatch.setattr(data, "MAX_REVIEW_BYTES", 12)  # the corpus has longer reviews
+    # The corpus has longer reviews.  Folders and tarballs both read the limit there.
+    monkeypatch.setattr("embeddings.data.reviews.MAX_REVIEW_BYTES", 12)
     with pytest.raises(data.DataSourceError, match="over the 12 a review may have"):
         data.read_tarball(tmp_path / "imdb.tar.gz")
     with pytest.raises(data.DataSourceError, match="over the 12 a review may have"):
@@ -379,7 +342,7 @@ def test_cli_refuses_bad_data_in_one_line(
         tmp_path: Path, small_imdb: Path,
         make: Callable[[Path, Path], tuple[Path, str]]) -> None:
     source, named = make(tmp_path, small_imdb)
-    assert_refused(train_cli(str(source), tmp_path, timeout=120), named, tmp_path)
+    assert_refused(str(source), named, tmp_path, timeout=120)
 
 
 def test_cli_trains_on_empty_huge_and_non_utf8_reviews(tmp_path: Path, small_imdb: Path) -> None:

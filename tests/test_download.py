@@ -19,10 +19,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from test_data import TINY, assert_refused, make_tarball, train_cli
 
 from embeddings import data
+from embeddings.data import download
+from embeddings.errors import InvalidInput
 from embeddings.files import claim
+from embeddings.testing import TINY_TRAIN_FLAGS, assert_refused, make_tarball, train_cli
 
 
 class Server:
@@ -176,8 +178,8 @@ def test_corrupted_entry_is_refused_not_used(server: Server, tmp_path: Path) -> 
 
 def test_default_source_replaces_a_corrupted_entry(server: Server, default_sources: Path,
                                                    monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(data, "IMDB_URL", server.url)
-    monkeypatch.setattr(data, "IMDB_SHA256", server.sha256)
+    monkeypatch.setattr(download, "IMDB_URL", server.url)
+    monkeypatch.setattr(download, "IMDB_SHA256", server.sha256)
     assert data.read_source()[1] == f"{server.url} (sha256 {server.sha256})"
     entry = default_sources / "imdb" / f"{server.sha256}.tar.gz"
     entry.write_bytes(entry.read_bytes()[:-1] + b"!")
@@ -192,9 +194,9 @@ def test_old_extracted_cache_is_ignored(server: Server, default_sources: Path,
     from embeddings.testing import write_imdb_tree
 
     write_imdb_tree(default_sources, {"neg/0_1.txt": "planted", "pos/0_9.txt": "planted"})
-    monkeypatch.setattr(data, "IMDB_URL", server.url)
-    monkeypatch.setattr(data, "IMDB_SHA256", server.sha256)
-    with caplog.at_level(logging.WARNING, logger="embeddings.data"):
+    monkeypatch.setattr(download, "IMDB_URL", server.url)
+    monkeypatch.setattr(download, "IMDB_SHA256", server.sha256)
+    with caplog.at_level(logging.WARNING, logger="embeddings.data.download"):
         for _ in range(2):
             reviews, where = data.read_source()
             assert len(reviews) == 40 and server.url in where
@@ -209,7 +211,7 @@ def test_default_source_never_takes_an_entry_from_another_url(
     """Only the entry with the published sha256 stands for the Stanford archive, even one
     downloaded from the very URL the Stanford URL now names."""
     assert len(data.read_url(server.url)[0]) == 40  # an entry, not the official archive
-    monkeypatch.setattr(data, "IMDB_URL", server.url)
+    monkeypatch.setattr(download, "IMDB_URL", server.url)
     with pytest.raises(data.DataSourceError, match="not the expected c40f74a18d3b"):
         data.read_url(server.url)
     with pytest.raises(data.DataSourceError) as err:
@@ -222,7 +224,7 @@ def test_default_source_never_takes_an_entry_from_another_url(
 
 def test_all_fallbacks_failing_is_one_line_listing_each(default_sources: Path,
                                                         monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(data, "IMDB_URL", "http://127.0.0.1:9/aclImdb_v1.tar.gz")
+    monkeypatch.setattr(download, "IMDB_URL", "http://127.0.0.1:9/aclImdb_v1.tar.gz")
     with pytest.raises(data.DataSourceError) as err:
         data.read_source()
     assert str(err.value) == (
@@ -273,7 +275,7 @@ def test_stalled_server_times_out(serve: Callable[..., Server], archive: bytes, 
 @pytest.mark.parametrize("value", ["soon", "0", "-1", "inf", "nan"])
 def test_download_timeout_must_be_positive(monkeypatch: pytest.MonkeyPatch, value: str) -> None:
     monkeypatch.setenv("EMBEDDINGS_DOWNLOAD_TIMEOUT", value)
-    with pytest.raises(data.InvalidInput, match="EMBEDDINGS_DOWNLOAD_TIMEOUT must be a positive"):
+    with pytest.raises(InvalidInput, match="EMBEDDINGS_DOWNLOAD_TIMEOUT must be a positive"):
         data.download_timeout()
 
 
@@ -335,7 +337,7 @@ def test_sigterm_during_a_download_removes_its_staging(serve: Callable[..., Serv
     (tmp_path / "runs").mkdir()
     env = {**os.environ, "EMBEDDINGS_CACHE": str(tmp_path / "cache")}
     proc = subprocess.Popen(
-        [sys.executable, "-m", "embeddings.train", "--data", server.url, *TINY,
+        [sys.executable, "-m", "embeddings.train", "--data", server.url, *TINY_TRAIN_FLAGS,
          "--out", str(tmp_path / "runs" / "run")],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
     deadline = time.monotonic() + 60
@@ -366,5 +368,5 @@ def test_cli_refuses_a_bad_download_in_one_line(serve: Callable[..., Server], ar
                                     "truncated": {"send": 1000}, "stalled": {"stall": True}}[case]
     server = serve(archive, **behaviour)
     url = server.url + ("#sha256=" + "0" * 64 if case == "bad-pin" else "")
-    proc = train_cli(url, tmp_path, env={"EMBEDDINGS_DOWNLOAD_TIMEOUT": "1"}, timeout=120)
-    assert_refused(proc, server.url, tmp_path)
+    assert_refused(url, server.url, tmp_path, env={"EMBEDDINGS_DOWNLOAD_TIMEOUT": "1"},
+                   timeout=120)

@@ -158,3 +158,14 @@ def test_runs_without_a_format_version_read_as_version_1(tmp_path: Path) -> None
     del config["format_version"]
     (out / "config.json").write_text(json.dumps(config))
     assert runs.load_run(out).vocabulary[2:] == ["a", "b"]
+
+
+def test_staging_left_by_a_killed_writer_does_not_block_a_retry(tmp_path: Path) -> None:
+    """A conversion or training killed mid-write leaves its hidden staging folder with no
+    live owner: the retry removes it and writes the run."""
+    stale = tmp_path / ".run.partial-00000000000000000001-1-dead"
+    stale.mkdir()
+    (stale / "model.safetensors").write_bytes(b"half")
+    _write(tmp_path / "run")
+    assert [p.name for p in tmp_path.iterdir()] == ["run"]
+    assert runs.load_run(tmp_path / "run").vocabulary[2:] == ["a", "b"]

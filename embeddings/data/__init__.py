@@ -1,0 +1,66 @@
+"""IMDb reviews in the tutorial's split and order.
+
+:func:`load_imdb` returns the training and validation subsets that
+``keras.utils.text_dataset_from_directory(..., validation_split=0.2, seed=123)``
+makes, each as a :class:`datasets.Dataset` whose rows are already in the order
+the tutorial's cached tf.data pipeline yields them in every epoch
+(``PARITY.md`` section 6).  The training loop only walks the rows.
+
+Sources, tried in this order when none is given: ``$EMBEDDINGS_DATA``, the local
+cache (``$EMBEDDINGS_CACHE``, default ``~/.cache/embeddings``), the Hugging Face
+dataset ``stanfordnlp/imdb``, and the original Stanford archive.  Nothing is ever
+extracted, and only regular files are read.
+
+The modules, each importing only those above it:
+
+* :mod:`~embeddings.data.reviews`: the :class:`Review` record, :class:`DataSourceError`,
+  the Keras sorted-walk order, and folders (:func:`read_directory`).
+* :mod:`~embeddings.data.tarball`: tarballs read in place, whole or not at all
+  (:func:`read_tarball`).
+* :mod:`~embeddings.data.hub`: the Hugging Face dataset with its file names restored
+  (:func:`read_hub`, :func:`write_index`).
+* :mod:`~embeddings.data.download`: the verified, content-addressed download cache
+  (:func:`read_url`, :func:`imdb_cache`, :func:`download_timeout`).
+* :mod:`~embeddings.data.sources`: the choice of source and the fallbacks
+  (:func:`read_source`).
+* :mod:`~embeddings.data.order`: the Keras split and the tf.data order of each pass
+  (:func:`split_indices`, :func:`tfdata_order`, :func:`epoch_pass`, :func:`pass_order`,
+  :func:`split_order`).
+* :mod:`~embeddings.data.splits`: the two subsets as datasets (:func:`load_splits`,
+  :func:`load_imdb`, :func:`exact_texts`).
+
+The constants re-exported here are copies: code reads each in its own module
+(:data:`MAX_REVIEW_BYTES` in ``reviews``, :data:`IMDB_URL` and :data:`IMDB_SHA256` in
+``download``), which is where a test patches them.  The native and Keras backends look
+``epoch_pass`` up here at call time (:mod:`embeddings.backends.vectorized`), so a patch of
+``embeddings.data.epoch_pass`` reaches them.
+"""
+
+from embeddings.data.download import (
+    DOWNLOAD_TIMEOUT,
+    IMDB_SHA256,
+    IMDB_URL,
+    download_timeout,
+    imdb_cache,
+    read_url,
+)
+from embeddings.data.hub import HUB_DATASET, read_hub, write_index
+from embeddings.data.order import epoch_pass, pass_order, split_indices, split_order, tfdata_order
+from embeddings.data.reviews import (
+    CLASSES,
+    MAX_REVIEW_BYTES,
+    DataSourceError,
+    Review,
+    read_directory,
+)
+from embeddings.data.sources import read_source
+from embeddings.data.splits import Splits, exact_texts, load_imdb, load_splits
+from embeddings.data.tarball import read_tarball
+
+__all__ = [
+    "CLASSES", "DOWNLOAD_TIMEOUT", "HUB_DATASET", "IMDB_SHA256", "IMDB_URL", "MAX_REVIEW_BYTES",
+    "DataSourceError", "Review", "Splits", "download_timeout", "epoch_pass", "exact_texts",
+    "imdb_cache", "load_imdb", "load_splits", "pass_order", "read_directory", "read_hub",
+    "read_source", "read_tarball", "read_url", "split_indices", "split_order", "tfdata_order",
+    "write_index",
+]

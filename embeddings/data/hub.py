@@ -1,0 +1,66 @@
+"""The Hugging Face hub's copy of the IMDb training reviews, with its file names restored.
+
+The hub's rows carry no file names, but Keras's split depends on its sorted walk over
+them, so each row is matched by (text, label) to a packaged table of the 25,000
+training files, ``embeddings/imdb_train_index.tsv.gz``, which :func:`write_index` makes
+from the archive.
+"""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import os
+from collections.abc import Iterable
+from pathlib import Path
+
+from embeddings.data.reviews import _HOW_TO_POINT, DataSourceError, Review, _checked
+from embeddings.files import atomic_write_bytes
+
+HUB_DATASET = "stanfordnlp/imdb"
+# One line per training file in sorted-walk order: "<path>\t<row key>" (see _row_key).
+_INDEX_FILE = Path(__file__).parent.parent / "imdb_train_index.tsv.gz"
+
+
+def _row_key(raw: bytes, label: int) -> str:
+    return hashlib.sha256(bytes([label]) + raw).hexdigest()[:16]
+
+
+def write_index(reviews: Iterable[Review], path: str | os.PathLike[str]) -> None:
+    """Write the table that maps hub rows (text, label) back to IMDb file names."""
+    lines = "".join(f"{r.path}\t{_row_key(r.raw, r.label)}\n" for r in reviews)
+    atomic_write_bytes(path, gzip.compress(lines.encode(), mtime=0))
+
+
+def read_hub(name: str = HUB_DATASET, index: str | os.PathLike[str] = _INDEX_FILE) -> list[Review]:
+    """Load the training split from the Hugging Face hub and restore the file names.
+
+    The hub's rows carry no file names and follow the archive's order, but the
+    split depends on Keras's sorted walk over file names, so each row is matched
+    by (text, label) to the packaged table of the 25,000 training files.
+    Identical duplicate reviews are interchangeable.
+
+    Raises:
+        DataSourceError: ``datasets`` cannot load it, or a row is not an IMDb training file.
+    """
+    import datasets
+
+    try:
+        rows = datasets.load_dataset(name, split="train")
+    except Exception as err:  # noqa: BLE001 - datasets raises many types when offline
+        raise DataSourceError(f"Cannot load the hub dataset {name}: {err}") from err
+    by_key: dict[str, list[str]] = {}
+    for line in gzip.decompress(Path(index).read_bytes()).decode().splitlines():
+        rel, key = line.split("\t")
+        by_key.setdefault(key, []).append(rel)
+    reviews = []
+    for text, label in zip(rows["text"], rows["label"], strict=True):
+        raw = text.encode("utf-8", "surrogateescape")
+        names = by_key.get(_row_key(raw, int(label)))
+        if not names:
+            raise DataSourceError(
+                f"A row of {name} is not one of the IMDb training files this package knows "
+                f"(label={label}, text starts {text[:60]!r}). {_HOW_TO_POINT}"
+            )
+        reviews.append(Review(names.pop(), raw, int(label)))
+    return _checked(reviews, f"hub dataset {name}")
