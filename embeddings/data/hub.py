@@ -14,7 +14,7 @@ import os
 from collections.abc import Iterable
 from pathlib import Path
 
-from embeddings.data.reviews import _HOW_TO_POINT, DataSourceError, Review, _checked
+from embeddings.data.reviews import _HOW_TO_POINT, DataSourceError, Review, _brief, _checked
 from embeddings.files import atomic_write_bytes
 
 HUB_DATASET = "stanfordnlp/imdb"
@@ -48,7 +48,7 @@ def read_hub(name: str = HUB_DATASET, index: str | os.PathLike[str] = _INDEX_FIL
     try:
         rows = datasets.load_dataset(name, split="train")
     except Exception as err:  # noqa: BLE001 - datasets raises many types when offline
-        raise DataSourceError(f"Cannot load the hub dataset {name}: {err}") from err
+        raise DataSourceError(f"Cannot load the hub dataset {name}: {_brief(err, 160)}") from err
     by_key: dict[str, list[str]] = {}
     for line in gzip.decompress(Path(index).read_bytes()).decode().splitlines():
         rel, key = line.split("\t")
