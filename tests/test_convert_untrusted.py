@@ -20,6 +20,7 @@ import pytest
 
 from embeddings import convert, runs
 from embeddings.keras_file import CONFIG_MEMBER, VOCABULARY_LIMIT, WEIGHTS_MEMBER
+from embeddings.testing import cli_error, tree_state
 
 h5py = pytest.importorskip("h5py", reason="the keras extra is not installed")
 pytest.importorskip("embeddings.keras_model", reason="the keras extra is not installed")
@@ -32,30 +33,22 @@ MARKER = b"TOPSECRET-"  # the bytes of the file an attack tries to copy
 GIB = 2**30
 
 
-def convert_cli(*args: str | Path) -> subprocess.CompletedProcess[str]:
-    """Run ``python -m embeddings.convert ARGS`` in a fresh interpreter."""
-    return subprocess.run([sys.executable, "-m", "embeddings.convert", *map(str, args)],
-                          capture_output=True, text=True, timeout=300, check=False)
-
-
 def assert_refused(source: Path, dest: Path, phrase: str | tuple[str, ...],
-                   *extra: str | Path) -> str:
-    """Convert ``source`` to ``dest`` at the command line and check the refusal, whose
-    message must hold ``phrase`` (each of them, for a tuple).
+                   *extra: str | Path, module: str = "embeddings.convert",
+                   env: dict[str, str] | None = None) -> str:
+    """Convert ``source`` to ``dest`` at the command line and check the refusal (the error
+    policy of :func:`cli_error`), whose message must hold ``phrase`` (each of them, for a
+    tuple), and that nothing appeared beside ``dest``, hidden or not.
 
     Returns:
         str: the error line.
     """
     dest.parent.mkdir(parents=True, exist_ok=True)
-    before = sorted(dest.parent.iterdir())
-    proc = convert_cli(source, dest, *extra)
-    err = proc.stderr
-    assert proc.returncode == 2, err
-    assert err.startswith("error: ") and len(err.splitlines()) <= 3, err
-    assert "Traceback" not in err, err
+    before = tree_state(dest.parent)
+    err = cli_error([module, str(source), str(dest), *map(str, extra)], env=env)
     assert all(p in err for p in ((phrase,) if isinstance(phrase, str) else phrase)), err
     assert not dest.exists()
-    assert sorted(dest.parent.iterdir()) == before  # no debris, hidden or not
+    assert tree_state(dest.parent) == before
     return err
 
 
@@ -286,14 +279,18 @@ def test_huge_sequence_length_flag_is_refused(tmp_path: Path) -> None:
                    "--sequence-length", "1000000000000")
 
 
-def test_weights_larger_than_memory_are_refused(tmp_path: Path,
-                                                monkeypatch: pytest.MonkeyPatch) -> None:
-    from embeddings import memory
-
-    monkeypatch.setattr(memory, "available_bytes", lambda: 100_000)  # < 4 x 65 KB table
-    with pytest.raises(ValueError, match="memory"):
-        convert.keras_to_run(WEIGHTS, tmp_path / "run", vocabulary=VOCABULARY)
-    assert not (tmp_path / "run").exists()
+def test_weights_larger_than_memory_are_refused(tmp_path: Path) -> None:
+    """Through a launcher module that reports 100 KB of available memory (less than four
+    copies of the 65 KB table) and runs the command line."""
+    (tmp_path / "small_memory.py").write_text(
+        "import sys\n"
+        "from embeddings import convert, memory\n"
+        "memory.available_bytes = lambda: 100_000\n"
+        "sys.exit(convert.main())\n")
+    assert_refused(WEIGHTS, tmp_path / "out" / "run", ("bytes of weights needs about",
+                                                        "GiB are available"),
+                   "--vocabulary", VOCABULARY, module="small_memory",
+                   env={"PYTHONPATH": str(tmp_path)})
 
 
 @pytest.fixture
@@ -325,11 +322,9 @@ def test_export_never_overwrites(existing: str, fixture_run: Path, tmp_path: Pat
     folder.mkdir()
     (folder / existing).write_bytes(b"precious")
     before = sorted(folder.iterdir())
-    proc = convert_cli(fixture_run, folder / "model.keras")
-    assert proc.returncode == 2 and proc.stderr.startswith("error: "), proc.stderr
-    assert "Traceback" not in proc.stderr and len(proc.stderr.splitlines()) <= 3
-    assert f"{folder / existing} already exists" in proc.stderr
-    assert "remove it or choose another path" in proc.stderr
+    err = cli_error(["embeddings.convert", str(fixture_run), str(folder / "model.keras")])
+    assert f"{folder / existing} already exists" in err
+    assert "remove it or choose another path" in err
     assert (folder / existing).read_bytes() == b"precious"
     assert sorted(folder.iterdir()) == before
 

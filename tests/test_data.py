@@ -335,9 +335,33 @@ def _fifo_in_folder(tmp_path: Path, small_imdb: Path) -> tuple[Path, str]:
     return small_imdb, str(fifo)
 
 
+def _linked_review(tmp_path: Path, small_imdb: Path) -> tuple[Path, str]:
+    path = tmp_path / "links.tar"
+    with tarfile.open(path, "w") as tar:
+        tar.add(small_imdb, arcname="aclImdb")
+        add_member(tar, "aclImdb/train/neg/99_1.txt", kind=tarfile.SYMTYPE, link="/etc/passwd")
+    return path, "aclImdb/train/neg/99_1.txt is a link or device"
+
+
+def _device_review(tmp_path: Path, small_imdb: Path) -> tuple[Path, str]:
+    path = tmp_path / "device.tar"
+    with tarfile.open(path, "w") as tar:
+        tar.add(small_imdb, arcname="aclImdb")
+        add_member(tar, "aclImdb/train/pos/99_9.txt", kind=tarfile.CHRTYPE)
+    return path, "aclImdb/train/pos/99_9.txt is a link or device"
+
+
+def _oversized_review(tmp_path: Path, small_imdb: Path) -> tuple[Path, str]:
+    huge = small_imdb / "train" / "neg" / "99_1.txt"
+    with huge.open("wb") as f:  # sparse: 257 MiB declared, nothing written
+        f.truncate(data.MAX_REVIEW_BYTES + 2**20)
+    return small_imdb, str(huge)
+
+
 @pytest.mark.parametrize("make", [_missing, _no_pos_folder, _empty_class_folder, _not_a_tarball,
                                   _truncated_gzip, _truncated_tar, _climbing_member,
-                                  _fifo_in_folder], ids=lambda f: f.__name__.strip("_"))
+                                  _fifo_in_folder, _linked_review, _device_review,
+                                  _oversized_review], ids=lambda f: f.__name__.strip("_"))
 def test_cli_refuses_bad_data_in_one_line(
         tmp_path: Path, small_imdb: Path,
         make: Callable[[Path, Path], tuple[Path, str]]) -> None:

@@ -24,7 +24,14 @@ from embeddings import data
 from embeddings.data import download
 from embeddings.errors import InvalidInput
 from embeddings.files import claim
-from embeddings.testing import TINY_TRAIN_FLAGS, assert_refused, make_tarball, train_cli
+from embeddings.testing import (
+    TINY_TRAIN_FLAGS,
+    assert_refused,
+    cli_error,
+    make_tarball,
+    train_cli,
+    tree_state,
+)
 
 
 class Server:
@@ -233,6 +240,27 @@ def test_all_fallbacks_failing_is_one_line_listing_each(default_sources: Path,
         "Use --data (or EMBEDDINGS_DATA) with an aclImdb folder or aclImdb_v1.tar.gz.")
 
 
+def test_cli_with_no_source_working_says_so_in_one_line(tmp_path: Path) -> None:
+    """``python -m embeddings.train`` with no ``--data``, an empty cache, the hub offline
+    and the Stanford URL pointed at a closed port on 127.0.0.1 (by a launcher module that
+    patches the one constant, so no test ever reaches the internet)."""
+    (tmp_path / "offline_train.py").write_text(
+        "import sys\n"
+        "from embeddings.data import download\n"
+        "download.IMDB_URL = 'http://127.0.0.1:9/aclImdb_v1.tar.gz'\n"
+        "from embeddings import train\n"
+        "sys.exit(train.main())\n")
+    before = tree_state(tmp_path)
+    err = cli_error(["offline_train", *TINY_TRAIN_FLAGS, "--out", str(tmp_path / "run")],
+                    env={"PYTHONPATH": str(tmp_path), "EMBEDDINGS_DATA": "",
+                         "EMBEDDINGS_CACHE": str(tmp_path / "cache"), "HF_HUB_OFFLINE": "1",
+                         "HF_HOME": str(tmp_path / "hf")})
+    assert err.startswith("error: No IMDb source worked (cache: not downloaded yet; hub: ")
+    assert "download: Cannot download it: Connection refused). Use --data" in err
+    new = {k: v for k, v in tree_state(tmp_path).items() if k not in before}
+    assert set(new.values()) <= {"dir"}, new  # at most the empty cache folders
+
+
 # -- network failures: one line, nothing kept -------------------------------------------
 
 
@@ -361,12 +389,33 @@ def test_config_names_the_url_and_sha256_really_used(server: Server, tmp_path: P
     assert config["run"]["data_source"] == f"{server.url} (sha256 {server.sha256})"
 
 
-@pytest.mark.parametrize("case", ["http-404", "bad-pin", "truncated", "stalled"])
+@pytest.mark.parametrize("case", ["http-404", "bad-pin", "truncated", "stalled", "refused",
+                                  "not-a-tarball", "bad-fragment", "bad-timeout"])
 def test_cli_refuses_a_bad_download_in_one_line(serve: Callable[..., Server], archive: bytes,
                                                 tmp_path: Path, case: str) -> None:
-    behaviour: dict[str, Any] = {"http-404": {"status": 404}, "bad-pin": {},
-                                    "truncated": {"send": 1000}, "stalled": {"stall": True}}[case]
-    server = serve(archive, **behaviour)
-    url = server.url + ("#sha256=" + "0" * 64 if case == "bad-pin" else "")
-    assert_refused(url, server.url, tmp_path, env={"EMBEDDINGS_DOWNLOAD_TIMEOUT": "1"},
+    behaviour: dict[str, Any] = {"http-404": {"status": 404}, "truncated": {"send": 1000},
+                                 "stalled": {"stall": True}}.get(case, {})
+    server = serve(b"<html>Moved</html>" if case == "not-a-tarball" else archive, **behaviour)
+    url = {"bad-pin": server.url + "#sha256=" + "0" * 64, "bad-fragment": server.url + "#md5=1",
+           "refused": "http://127.0.0.1:9/aclImdb_v1.tar.gz"}.get(case, server.url)
+    named = {"refused": url, "bad-timeout": "EMBEDDINGS_DOWNLOAD_TIMEOUT"}.get(case, server.url)
+    timeout = "soon" if case == "bad-timeout" else "1"
+    assert_refused(url, named, tmp_path, env={"EMBEDDINGS_DOWNLOAD_TIMEOUT": timeout},
                    timeout=120)
+
+
+def test_cli_refuses_a_corrupted_cache_entry_and_keeps_it(server: Server,
+                                                          tmp_path: Path) -> None:
+    """The entry is the user's: refused and named, never used, never silently deleted."""
+    cache = tmp_path / "cache"
+    data.read_url(server.url, cache)
+    entry = cache / "imdb" / f"{server.sha256}.tar.gz"
+    blob = bytearray(entry.read_bytes())
+    blob[len(blob) // 2] ^= 0x01
+    entry.write_bytes(bytes(blob))
+    before = tree_state(tmp_path)
+    err = cli_error(["embeddings.train", "--data", server.url, *TINY_TRAIN_FLAGS,
+                     "--out", str(tmp_path / "run")],
+                    env={"EMBEDDINGS_CACHE": str(cache), "EMBEDDINGS_DATA": ""})
+    assert f"{entry} is corrupt" in err and "delete it" in err
+    assert tree_state(tmp_path) == before
