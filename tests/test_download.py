@@ -169,13 +169,20 @@ def test_a_fragment_that_is_not_a_sha256_pin_is_refused(tmp_path: Path, fragment
         data.read_url("http://127.0.0.1:9/x.tar.gz" + fragment, tmp_path / "cache")
 
 
-def test_corrupted_entry_is_refused_not_used(server: Server, tmp_path: Path) -> None:
-    cache = tmp_path / "cache"
-    data.read_url(server.url, cache)
-    entry = cache / "imdb" / f"{server.sha256}.tar.gz"
+@pytest.fixture
+def corrupted_entry(server: Server, tmp_path: Path) -> Path:
+    """The server's archive downloaded into ``tmp_path/cache``, then one bit flipped."""
+    data.read_url(server.url, tmp_path / "cache")
+    entry = tmp_path / "cache" / "imdb" / f"{server.sha256}.tar.gz"
     blob = bytearray(entry.read_bytes())
     blob[len(blob) // 2] ^= 0x01
     entry.write_bytes(bytes(blob))
+    return entry
+
+
+def test_corrupted_entry_is_refused_not_used(server: Server, corrupted_entry: Path,
+                                             tmp_path: Path) -> None:
+    cache, entry = tmp_path / "cache", corrupted_entry
     for url in (server.url, f"{server.url}#sha256={server.sha256}"):
         with pytest.raises(data.DataSourceError, match=f"{entry} is corrupt.*delete it"):
             data.read_url(url, cache)
@@ -404,15 +411,10 @@ def test_cli_refuses_a_bad_download_in_one_line(serve: Callable[..., Server], ar
                    timeout=120)
 
 
-def test_cli_refuses_a_corrupted_cache_entry_and_keeps_it(server: Server,
+def test_cli_refuses_a_corrupted_cache_entry_and_keeps_it(server: Server, corrupted_entry: Path,
                                                           tmp_path: Path) -> None:
     """The entry is the user's: refused and named, never used, never silently deleted."""
-    cache = tmp_path / "cache"
-    data.read_url(server.url, cache)
-    entry = cache / "imdb" / f"{server.sha256}.tar.gz"
-    blob = bytearray(entry.read_bytes())
-    blob[len(blob) // 2] ^= 0x01
-    entry.write_bytes(bytes(blob))
+    cache, entry = tmp_path / "cache", corrupted_entry
     before = tree_state(tmp_path)
     err = cli_error(["embeddings.train", "--data", server.url, *TINY_TRAIN_FLAGS,
                      "--out", str(tmp_path / "run")],

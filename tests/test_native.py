@@ -165,25 +165,29 @@ def test_library_not_matching_its_record_is_not_loaded(
     assert not marker.exists()
 
 
+def _plant_with_matching_record(source: Path, tmp_path: Path) -> tuple[Path, Path]:
+    """A planted library at the cached path, in a folder that passes, with a record that
+    matches it; returns the library and its constructor's marker."""
+    target = native.cached_library(source)
+    marker = _plant(tmp_path, target)
+    target.parent.chmod(0o700)
+    _record(target, source_sha256=_source_key(source), library_bytes=target.read_bytes())
+    return target, marker
+
+
 def test_planted_library_with_a_matching_record_would_load(
         compiler: Path, source: Path, tmp_path: Path) -> None:
     # The negative twin of the two tests above: the same planting with a record that matches
     # both, in a folder that passes, loads (the marker appears). So the record check is what
     # stops them, and the marker would show a load.
-    target = native.cached_library(source)
-    marker = _plant(tmp_path, target)
-    target.parent.chmod(0o700)
-    _record(target, source_sha256=_source_key(source), library_bytes=target.read_bytes())
+    target, marker = _plant_with_matching_record(source, tmp_path)
     assert _fresh(source).call("add", 2, 3) == -1
     assert marker.exists()
 
 
 def test_group_writable_or_linked_library_is_not_loaded(
         compiler: Path, source: Path, tmp_path: Path) -> None:
-    target = native.cached_library(source)
-    marker = _plant(tmp_path, target)
-    target.parent.chmod(0o700)
-    _record(target, source_sha256=_source_key(source), library_bytes=target.read_bytes())
+    target, marker = _plant_with_matching_record(source, tmp_path)
     target.chmod(0o775)
     assert _fresh(source).call("add", 2, 3) == 5
     assert not marker.exists()
