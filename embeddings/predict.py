@@ -24,7 +24,7 @@ from embeddings.text import TextLike
 BACKENDS = ("torch", "keras")
 
 
-def predict(
+def logits(
     texts: Sequence[TextLike],
     run: Run | str | os.PathLike[str],
     *,
@@ -32,7 +32,7 @@ def predict(
     device: str = "cpu",
     batch_size: int = 1024,
 ) -> torch.Tensor:
-    """Probability that each text is a positive review.
+    """The model's output for each text: the logit that the review is positive.
 
     Args:
         texts (Sequence[str | bytes]): raw reviews.
@@ -43,7 +43,7 @@ def predict(
         batch_size (int): texts per forward pass. Default: ``1024``.
 
     Returns:
-        torch.Tensor: ``(N,)`` float32 probabilities on the CPU.
+        torch.Tensor: ``(N,)`` float32 logits on the CPU.
 
     Raises:
         ValueError: an unknown backend.
@@ -66,12 +66,30 @@ def predict(
                 exact_embedding=False, compile=False)
             keras_model.set_native_weights(model, loaded.weights)
             output = model.predict(ids.numpy(), batch_size=batch_size, verbose=0)  # (N, 1)
-        return torch.sigmoid(torch.as_tensor(output)[:, 0].float())
+        return torch.as_tensor(output)[:, 0].float()
     native = SentimentClassifier.from_weights(loaded.weights, str(loaded.path)).to(target)
     with torch.no_grad():
         parts = [native(ids[i:i + batch_size].to(target)).cpu()
                  for i in range(0, len(ids), batch_size)]
-    return torch.sigmoid(torch.cat(parts)) if parts else torch.zeros(0)
+    return torch.cat(parts) if parts else torch.zeros(0)
+
+
+def predict(
+    texts: Sequence[TextLike],
+    run: Run | str | os.PathLike[str],
+    *,
+    backend: str = "torch",
+    device: str = "cpu",
+    batch_size: int = 1024,
+) -> torch.Tensor:
+    """Probability that each text is a positive review: the sigmoid of :func:`logits`,
+    which takes the same arguments.
+
+    Returns:
+        torch.Tensor: ``(N,)`` float32 probabilities on the CPU.
+    """
+    return torch.sigmoid(logits(texts, run, backend=backend, device=device,
+                                batch_size=batch_size))
 
 
 def main(argv: Sequence[str] | None = None) -> int:
