@@ -1,5 +1,6 @@
-"""Run directories: the format (:mod:`embeddings.runs.directory`) and the Embedding
-Projector's files (:mod:`embeddings.runs.projector`)."""
+"""Run directories: the format (:mod:`embeddings.runs.directory`), the Embedding
+Projector's files, for TensorBoard too, and ``vectors.vec`` (:mod:`embeddings.runs.projector`),
+and the pictures (:mod:`embeddings.runs.pictures`)."""
 
 from embeddings.runs.directory import (
     CONFIG_FILE,
@@ -14,16 +15,29 @@ from embeddings.runs.directory import (
     RunFormatError,
     check_new,
     default_path,
+    latest_run,
     load_run,
     run_config,
     staged,
     write_run,
 )
-from embeddings.runs.projector import METADATA_FILE, VECTORS_FILE, write_projector_tsv
+from embeddings.runs.pictures import CURVES_FILE, MAP_FILE, write_pictures
+from embeddings.runs.projector import (
+    EVENTS_FILE,
+    METADATA_FILE,
+    PROJECTOR_CONFIG_FILE,
+    VEC_FILE,
+    VECTORS_FILE,
+    write_projector_tsv,
+    write_tensorboard_projector,
+    write_vec,
+)
 
 __all__ = [
-    "CONFIG_FILE", "FILES", "FORMAT_VERSION", "HISTORY_FILE", "LOGS_DIR", "METADATA_FILE",
+    "CONFIG_FILE", "CURVES_FILE", "EVENTS_FILE", "FILES", "FORMAT_VERSION", "HISTORY_FILE",
+    "LOGS_DIR", "MAP_FILE", "METADATA_FILE", "PROJECTOR_CONFIG_FILE", "VEC_FILE",
     "VECTORS_FILE", "VOCABULARY_FILE", "WEIGHTS_FILE", "Run", "RunExistsError",
-    "RunFormatError", "check_new", "default_path", "load_run", "run_config", "staged",
-    "write_projector_tsv", "write_run",
+    "RunFormatError", "check_new", "default_path", "latest_run", "load_run", "run_config",
+    "staged", "write_pictures", "write_projector_tsv", "write_run", "write_tensorboard_projector",
+    "write_vec",
 ]

@@ -22,6 +22,7 @@ from __future__ import annotations
 import contextlib
 import datetime
 import json
+import logging
 import os
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -34,7 +35,18 @@ from embeddings import weights as model_weights
 from embeddings.config import RunConfig
 from embeddings.errors import InvalidInput
 from embeddings.files import atomic_write_bytes, atomic_write_json, claim, holder_pid, sweep
-from embeddings.runs.projector import METADATA_FILE, VECTORS_FILE, write_projector_tsv
+from embeddings.runs.pictures import CURVES_FILE, MAP_FILE, write_pictures
+from embeddings.runs.projector import (
+    EVENTS_FILE,
+    METADATA_FILE,
+    PROJECTOR_CONFIG_FILE,
+    VEC_FILE,
+    VECTORS_FILE,
+    write_tensorboard_projector,
+    write_vec,
+)
+
+log = logging.getLogger(__name__)
 
 # Version of the layout below, written into config.json as "format_version".  Runs
 # written before the field existed have the same layout and read as version 1.
@@ -55,6 +67,12 @@ FILES = {
     HISTORY_FILE: "per-epoch lists loss, accuracy, val_loss, val_accuracy, seconds",
     VECTORS_FILE: "Embedding Projector vectors, one line per token except padding",
     METADATA_FILE: "Embedding Projector labels, one token per line except padding",
+    PROJECTOR_CONFIG_FILE: "TensorBoard's Projector config, pointing at the two TSVs",
+    EVENTS_FILE: "an empty TensorBoard event file: makes the run a TensorBoard run",
+    VEC_FILE: "the vectors in the word2vec/fastText text format (header N D)",
+    CURVES_FILE: "loss and accuracy per epoch, training and validation (not for a "
+                 "converted model, which has no history)",
+    MAP_FILE: "the 300 most frequent words on two principal axes, coloured by their score",
     LOGS_DIR: "TensorBoard scalars (logs/train, logs/validation)",
 }
 
@@ -165,7 +183,14 @@ def write_run(out_dir: str | os.PathLike[str], *, weights: Mapping[str, Any],
     atomic_write_json(out / VOCABULARY_FILE, list(vocabulary))
     atomic_write_json(out / CONFIG_FILE, dict(config))
     atomic_write_json(out / HISTORY_FILE, {k: list(v) for k, v in history.items()})
-    write_projector_tsv(arrays["embedding.embeddings"], vocabulary, out)
+    table = arrays["embedding.embeddings"]
+    write_tensorboard_projector(out, table, vocabulary)
+    try:
+        write_vec(out, table, vocabulary)
+    except ValueError as err:  # a converted vocabulary with a token the format cannot hold
+        log.warning("%s is not written: %s", VEC_FILE, err)
+    write_pictures(out, weights=arrays, vocabulary=vocabulary, config=dict(config),
+                   history=history)
 
 
 def _numpy(value: Any) -> np.ndarray:
@@ -311,3 +336,43 @@ def load_run(run_dir: str | os.PathLike[str]) -> Run:
     history_path = run_dir / HISTORY_FILE
     loaded.history = _read_json(history_path) if history_path.is_file() else {}
     return loaded
+
+
+def latest_run(root: str | os.PathLike[str] = "runs") -> Path:
+    """The newest run directory in ``root``: what ``--run latest`` loads.
+
+    A run directory here is a folder of ``root`` that holds ``model.safetensors``,
+    ``vocabulary.json`` and ``config.json``; hidden folders (staging, ``.NAME.partial-*``)
+    and anything else are passed over.  The newest is the one whose ``config.json`` was
+    written last (its modification time, so custom ``--out`` names count too); ties go to
+    the greater name.  It is not validated here: :func:`load_run` names any fault.
+
+    Args:
+        root (str | os.PathLike): the folder of runs. Default: ``"runs"`` (in the current
+            folder, where training writes ``runs/<timestamp>``).
+
+    Returns:
+        Path: ``root / name``.
+
+    Raises:
+        MissingFile: ``root`` is not a folder, or holds no run directory.
+    """
+    from embeddings.errors import MissingFile
+
+    root = Path(root)
+    fix = ("train one with `python -m embeddings.train` (it writes runs/<timestamp>), run "
+           "from the folder that holds runs/, or pass --run DIR")
+    if not root.is_dir():
+        raise MissingFile(f"--run latest looks for runs in {root.absolute()}, and there is no "
+                          f"such folder. Received: run='latest'; {fix}.")
+    found: list[tuple[int, str, Path]] = []
+    for entry in root.iterdir():
+        names = (WEIGHTS_FILE, VOCABULARY_FILE, CONFIG_FILE)
+        if entry.name.startswith(".") or not all((entry / n).is_file() for n in names):
+            continue
+        with contextlib.suppress(OSError):  # removed meanwhile
+            found.append(((entry / CONFIG_FILE).stat().st_mtime_ns, entry.name, entry))
+    if not found:
+        raise MissingFile(f"--run latest found no run directory in {root.absolute()}. "
+                          f"Received: run='latest'; {fix}.")
+    return max(found)[2]
