@@ -2,8 +2,12 @@
 
 :func:`predict` returns, for each text, the probability that the review is positive
 (the sigmoid of the logit), from a run directory read and validated by
-:func:`embeddings.runs.load_run` (safetensors and JSON: nothing is unpickled).  Texts
-come from the command line or, one per line, from standard input.
+:func:`embeddings.runs.load_run` (safetensors and JSON: nothing is unpickled).  The
+command line takes ``--run latest`` for the newest run under ``runs/``
+(:func:`embeddings.runs.latest_run`), and reads reviews from its arguments, from a file
+(:func:`embeddings.review_input.read_reviews`: one per line, or a ``text`` field of JSON
+Lines or CSV) or, one per line, from standard input.  Empty and whitespace-only lines and
+rows are skipped.
 """
 
 from __future__ import annotations
@@ -11,17 +15,21 @@ from __future__ import annotations
 import os
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 
 import torch
 
 from embeddings.backends.native import resolve_device
 from embeddings.config import DEVICES
-from embeddings.errors import ArgumentParser, cli
+from embeddings.errors import ArgumentParser, InvalidInput, cli
 from embeddings.model import SentimentClassifier
-from embeddings.runs import Run, load_run
+from embeddings.review_input import FORMATS, STDIN, input_format, read_reviews, shown
+from embeddings.runs import Run, latest_run, load_run
 from embeddings.text import TextLike
 
 BACKENDS = ("torch", "keras")
+
+LATEST = "latest"  # --run latest: the newest run under runs/
 
 
 def logits(
@@ -92,22 +100,62 @@ def predict(
                                 batch_size=batch_size))
 
 
+# Reading reviews ------------------------------------------------------------------------
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    """The command line: one ``probability<TAB>text`` line per input text."""
+    """The command line: one ``probability<TAB>text`` line per review."""
     parser = ArgumentParser(prog="python -m embeddings.predict",
-                                     description=__doc__.splitlines()[0], allow_abbrev=False)
-    parser.add_argument("--run", required=True, help="run directory to load")
+                            description=__doc__.splitlines()[0], allow_abbrev=False)
+    parser.add_argument("--run", required=True,
+                        help="run directory to load, or 'latest': the newest run under runs/ "
+                             "(by when its config.json was written)")
     parser.add_argument("--backend", choices=BACKENDS, default="torch")
     parser.add_argument("--device", choices=DEVICES, default="cpu")
-    parser.add_argument("texts", nargs="*", help="reviews; none: read one per line from stdin")
+    parser.add_argument("--input", metavar="FILE",
+                        help="read the reviews from FILE ('-': standard input): one per line, "
+                             "or the 'text' field of a .jsonl or .csv file; empty lines and "
+                             "rows are skipped")
+    parser.add_argument("--format", choices=FORMATS, default="auto",
+                        help="how --input holds the reviews (default: by its suffix; "
+                             "standard input: lines)")
+    parser.add_argument("texts", nargs="*",
+                        help="reviews; none: read --input, else one per line from stdin")
     args = parser.parse_args(argv)
 
     def body() -> int:
-        texts = args.texts or [line.rstrip("\n") for line in sys.stdin]
-        probabilities = predict(texts, args.run, backend=args.backend, device=args.device)
+        if args.texts and (args.input is not None or args.format != "auto"):
+            raise InvalidInput(
+                "reviews given as arguments cannot be combined with --input or --format. "
+                f"Received: {len(args.texts)} argument(s) and --input={args.input!r}, "
+                f"--format={args.format!r}; pass the reviews one way."
+            )
+        if args.run == LATEST:
+            run_path = latest_run()
+            print(f"note: --run latest is {run_path}", file=sys.stderr)
+        else:
+            run_path = Path(args.run)
+        run = load_run(run_path)
+        if args.texts:
+            texts = list(args.texts)
+        else:
+            source = STDIN if args.input is None else args.input
+            texts, skipped = read_reviews(source, args.format)
+            name = "standard input" if source == STDIN else source
+            kind = "rows" if input_format(source, args.format) == "csv" else "lines"
+            if not texts:
+                raise InvalidInput(
+                    f"{name} holds no reviews ({skipped} empty {kind}). Received: nothing to "
+                    "score; give reviews as arguments, with --input FILE, or one per line on "
+                    "standard input."
+                )
+            if skipped:
+                print(f"note: skipped {skipped} empty {kind} in {name}", file=sys.stderr)
+        probabilities = predict(texts, run, backend=args.backend, device=args.device)
+        encoding = getattr(sys.stdout, "encoding", None) or "utf-8"
         for p, text in zip(probabilities.tolist(), texts, strict=True):
-            shown = text if len(text) <= 80 else text[:77] + "..."
-            print(f"{p:.6f}\t{shown}")
+            line = f"{p:.6f}\t{shown(text)}"
+            print(line.encode(encoding, "backslashreplace").decode(encoding))
         return 0
 
     return cli(body)
