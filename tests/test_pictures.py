@@ -144,7 +144,7 @@ def test_converted_run_gets_only_the_map(runs: Path, tmp_path: Path) -> None:
 
 def test_map_draws_any_token(tmp_path: Path) -> None:
     weights = keras_initial_weights(8, 3, 2, seed=1)
-    vocabulary = ["", "[UNK]", "$\\frac{1}{0}$", "語", "x" * 60, "_", "&amp;", "good"]
+    vocabulary = ["", "[UNK]", "$\\frac{1}{0}$", "語", "x" * 60, "_", "&amp;", "caf\udce9"]
     config = {"text": {"sequence_length": 5}, "run": {}}
     assert write_pictures(tmp_path, weights=weights, vocabulary=vocabulary, config=config,
                           history={}) == [MAP_FILE]

@@ -360,6 +360,8 @@ def _label(fig: Figure, ax: Axes, coords: np.ndarray, words: Sequence[str]) -> i
     places = ((3, 1, "left", "bottom"), (-3, 1, "right", "bottom"),
               (3, -1, "left", "top"), (-3, -1, "right", "top"))
     for (x, y), word in zip(coords, words, strict=True):
+        # Bytes that are not UTF-8 (kept by surrogateescape) are drawn as \xNN.
+        word = word.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
         text = word if len(word) <= 18 else word[:17] + "\u2026"
         for dx, dy, ha, va in places:
             label = ax.annotate(text, (x, y), xytext=(dx, dy), textcoords="offset points",
