@@ -436,3 +436,95 @@ def test_reshuffled_epochs_read_every_other_pass() -> None:
     """Measured on Keras 3.15's fit: adapt reads pass 0, epoch e (from 0) pass 2e + 1."""
     assert [data.epoch_pass(e, reshuffle=True) for e in range(4)] == [1, 3, 5, 7]
     assert [data.epoch_pass(e, reshuffle=False) for e in range(4)] == [0, 0, 0, 0]
+
+
+# -- the test split (aclImdb/test) -----------------------------------------------------------
+
+TEST_FILES = {"neg/0_2.txt": b"awful <br />test", "neg/1_1.txt": b"dull test",
+              "pos/0_9.txt": b"great test", "pos/2_8.txt": b"\xff fine test"}
+
+
+def add_test_split(base: Path, files: dict[str, bytes] = TEST_FILES) -> Path:
+    """Write ``files`` under ``base/test`` (``base`` is the ``aclImdb`` folder)."""
+    for rel, content in files.items():
+        path = base / "test" / rel
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(content)
+    return base
+
+
+def test_test_subset_reads_only_test_folders(small_imdb: Path) -> None:
+    train_before = data.read_directory(small_imdb)
+    add_test_split(small_imdb)
+    for root in (small_imdb.parent, small_imdb, small_imdb / "test"):
+        test = data.read_directory(root, subset="test")
+        assert [(r.path, r.raw, r.label) for r in test] == [
+            ("neg/0_2.txt", b"awful <br />test", 0), ("neg/1_1.txt", b"dull test", 0),
+            ("pos/0_9.txt", b"great test", 1), ("pos/2_8.txt", b"\xff fine test", 1)]
+    assert data.read_directory(small_imdb) == train_before  # training reads as before
+
+
+def test_training_folder_is_never_read_as_the_test_split(small_imdb: Path) -> None:
+    add_test_split(small_imdb)
+    with pytest.raises(data.DataSourceError, match="No test split in .*train"):
+        data.read_directory(small_imdb / "train", subset="test")
+
+
+def test_tarball_test_subset_matches_the_folder(small_imdb: Path, tmp_path: Path) -> None:
+    train_only = tmp_path / "train.tar.gz"
+    make_tarball(small_imdb, train_only)
+    add_test_split(small_imdb)
+    both = tmp_path / "both.tar.gz"
+    make_tarball(small_imdb, both)
+    assert data.read_tarball(both, subset="test") == data.read_directory(small_imdb, "test")
+    assert data.read_tarball(both) == data.read_tarball(train_only) == data.read_directory(
+        small_imdb)
+    reviews, where = data.read_source(both, subset="test")
+    assert len(reviews) == 4 and where.startswith(f"{both} (sha256 ")
+
+
+@pytest.mark.parametrize("kind", ["folder", "tarball"])
+def test_source_without_a_test_split_is_a_clear_error(small_imdb: Path, tmp_path: Path,
+                                                     kind: str) -> None:
+    source = small_imdb if kind == "folder" else tmp_path / "train.tar.gz"
+    if kind == "tarball":
+        make_tarball(small_imdb, source)
+    with pytest.raises(data.DataSourceError, match="No test split in .*'hub'"):
+        data.read_source(source, subset="test")
+    with pytest.raises(data.DataSourceError, match="No test split"):
+        data.load_test(source)
+
+
+def test_unknown_subset_is_rejected(small_imdb: Path) -> None:
+    with pytest.raises(ValueError, match=r"subset must be one of \('train', 'test'\)"):
+        data.read_source(small_imdb, subset="unsup")
+
+
+def test_hub_test_split_is_named_by_row(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The test rows are not in the packaged index: each is named after its row."""
+    import datasets
+
+    asked = []
+    fake = datasets.Dataset.from_dict({"text": ["bad one", "good one", "bad two"] + ["x"] * 8,
+                                       "label": [0, 1, 0] + [1] * 8})
+
+    def load_dataset(name: str, split: str) -> datasets.Dataset:
+        asked.append((name, split))
+        return fake
+
+    monkeypatch.setattr(datasets, "load_dataset", load_dataset)
+    reviews, where = data.read_source("hub", subset="test")
+    assert asked == [("stanfordnlp/imdb", "test")] and where == "hub:stanfordnlp/imdb"
+    assert [(r.path, r.raw, r.label) for r in reviews[:4]] == [
+        ("neg/hub-00.txt", b"bad one", 0), ("neg/hub-02.txt", b"bad two", 0),
+        ("pos/hub-01.txt", b"good one", 1), ("pos/hub-03.txt", b"x", 1)]
+    assert len(reviews) == 11
+
+
+def test_load_test_has_the_columns_of_the_splits(small_imdb: Path) -> None:
+    add_test_split(small_imdb)
+    test, where = data.load_test(small_imdb)
+    assert where == str(small_imdb)
+    assert test.column_names == data.load_splits(small_imdb).val.column_names
+    assert test["label"] == [0, 0, 1, 1]
+    assert data.exact_texts(test)[3] == b"\xff fine test"  # not UTF-8: its bytes

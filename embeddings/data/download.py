@@ -113,8 +113,9 @@ def _find_entry(folder: Path, address: str, digest: str | None) -> dict[str, Any
     return next((record for record in _records(folder) if record[key] == value), None)
 
 
-def _read_entry(folder: Path, record: dict[str, Any]) -> tuple[list[Review], str]:
-    """The reviews of a cache entry, after re-hashing it, and its description.
+def _read_entry(folder: Path, record: dict[str, Any],
+                subset: str = "train") -> tuple[list[Review], str]:
+    """The reviews of ``subset`` in a cache entry, after re-hashing it, and its description.
 
     Raises:
         DataSourceError: the archive's sha256 is not the one in its name and record.
@@ -126,15 +127,15 @@ def _read_entry(folder: Path, record: dict[str, Any]) -> tuple[list[Review], str
         raise DataSourceError(f"The cached archive {archive} is corrupt (sha256 {digest[:12]}...): "
                               "delete it and run again to download it afresh.")
     where = f"{record['source']} (sha256 {digest}, cached as {archive})"
-    return _tar_reviews(blob, str(archive)), where
+    return _tar_reviews(blob, str(archive), subset), where
 
 
-def _cached_imdb(folder: Path) -> tuple[list[Review], str]:
-    """The cache entry of the Stanford archive (by its published sha256)."""
+def _cached_imdb(folder: Path, subset: str = "train") -> tuple[list[Review], str]:
+    """``subset`` of the cache entry of the Stanford archive (by its published sha256)."""
     record = _find_entry(folder, IMDB_URL, IMDB_SHA256)
     if record is None:
         raise DataSourceError("not downloaded yet")
-    return _read_entry(folder, record)
+    return _read_entry(folder, record, subset)
 
 
 # Downloads ---------------------------------------------------------------------------
@@ -224,15 +225,17 @@ def _file_entry(staging: Path, folder: Path, address: str, digest: str) -> None:
     os.replace(archive, folder / f"{digest}.tar.gz")  # identical bytes if another won the race
 
 
-def _download(address: str, digest: str | None, folder: Path) -> tuple[list[Review], str]:
-    """Download ``address`` into the cache ``folder`` and read it.
+def _download(address: str, digest: str | None, folder: Path,
+              subset: str = "train") -> tuple[list[Review], str]:
+    """Download ``address`` into the cache ``folder`` and read its ``subset``.
 
     The archive is staged in a claimed ``.download-*`` folder (stale ones, left by killed
     processes, are swept first), checked against ``digest`` and read before it is filed
     as an entry; on any error or interruption the staging folder is removed.
 
     Raises:
-        DataSourceError: the download failed, has another sha256, or is no IMDb tarball.
+        DataSourceError: the download failed, has another sha256, or is no IMDb tarball
+            (or has no ``subset`` in it).
     """
     sweep(folder, _STAGING)
     staging = claim(folder, _STAGING)
@@ -243,7 +246,7 @@ def _download(address: str, digest: str | None, folder: Path) -> tuple[list[Revi
         if digest is not None and actual != digest:
             raise DataSourceError(f"The download from {address} has sha256 {actual[:12]}..., "
                                   f"not the expected {digest[:12]}...; nothing was kept.")
-        reviews = _tar_reviews(blob, address)
+        reviews = _tar_reviews(blob, address, subset)
         _file_entry(staging.path, folder, address, actual)
     finally:
         staging.release()
@@ -251,8 +254,10 @@ def _download(address: str, digest: str | None, folder: Path) -> tuple[list[Revi
     return reviews, f"{address} (sha256 {actual})"
 
 
-def read_url(url: str, cache: Path | None = None) -> tuple[list[Review], str]:
-    """The reviews of the tarball at ``url``: from the cache, else downloaded once.
+def read_url(url: str, cache: Path | None = None,
+             subset: str = "train") -> tuple[list[Review], str]:
+    """The reviews of ``subset`` in the tarball at ``url``: from the cache, else downloaded
+    once.
 
     The sha256 expected is the one pinned pip-style in the URL
     (``https://host/x.tar.gz#sha256=<hex>``), or the published one for the Stanford
@@ -262,6 +267,7 @@ def read_url(url: str, cache: Path | None = None) -> tuple[list[Review], str]:
     Args:
         url (str): an ``http(s)://`` URL, optionally ending in ``#sha256=<hex>``.
         cache (Path | None): the cache folder. Default: :func:`cache_dir`.
+        subset (str): ``"train"`` or ``"test"``. Default: ``"train"``.
 
     Returns:
         tuple[list[Review], str]: the reviews in sorted-walk order, and what was used:
@@ -275,5 +281,5 @@ def read_url(url: str, cache: Path | None = None) -> tuple[list[Review], str]:
     folder = imdb_cache(cache)
     record = _find_entry(folder, address, digest)
     if record is not None:
-        return _read_entry(folder, record)
-    return _download(address, digest, folder)
+        return _read_entry(folder, record, subset)
+    return _download(address, digest, folder, subset)

@@ -1,5 +1,6 @@
 """Labelled review files: the :class:`Review` record, the Keras listing order, and
-reading regular files and ``aclImdb`` folders where they are.
+reading regular files and ``aclImdb`` folders where they are, either labelled subset
+(:data:`SUBSETS`: ``train/`` for training and validation, ``test/`` for evaluation).
 
 Only regular files are read: a FIFO or device named ``*.txt`` is refused, never opened.
 Each review's bytes are kept exactly, up to :data:`MAX_REVIEW_BYTES`.  The messages and
@@ -17,10 +18,13 @@ from pathlib import Path
 from embeddings.errors import InvalidInput
 
 CLASSES = ("neg", "pos")
+SUBSETS = ("train", "test")  # the labelled splits of the archive: aclImdb/train, aclImdb/test
 # A larger "review" is a mistake that would only exhaust memory.  Folders and tarballs
 # both read it from this module at call time, so one patch of it covers both.
 MAX_REVIEW_BYTES = 256 << 20
 _HOW_TO_POINT = "Use --data (or EMBEDDINGS_DATA) with an aclImdb folder or aclImdb_v1.tar.gz."
+_HOW_TO_TEST = ("Use --data with a source that has the test split: the full aclImdb folder, "
+                "aclImdb_v1.tar.gz or 'hub'.")
 _FILE_KINDS = {stat.S_IFDIR: "folder", stat.S_IFIFO: "FIFO", stat.S_IFSOCK: "socket",
                stat.S_IFCHR: "device", stat.S_IFBLK: "device"}
 
@@ -102,36 +106,68 @@ def _read_regular(path: Path, limit: int | None = None) -> bytes:
         raise DataSourceError(f"Cannot read {path}: {err.strerror or err}.") from err
 
 
-def _class_root(root: Path) -> Path:
-    """The folder holding ``neg/`` and ``pos/``: ``root``, ``root/train`` or
-    ``root/aclImdb/train``."""
-    for candidate in (root, root / "train", root / "aclImdb" / "train"):
+def check_subset(subset: str) -> str:
+    """``subset`` if it names a labelled split of the archive, ``"train"`` or ``"test"``.
+
+    Raises:
+        InvalidInput: any other value.
+    """
+    if subset not in SUBSETS:
+        raise InvalidInput(f"subset must be one of {SUBSETS}. Received: subset={subset!r}; "
+                           "use 'train' (training and validation) or 'test'.")
+    return subset
+
+
+def _class_root(root: Path, subset: str = "train") -> Path:
+    """The folder holding ``neg/`` and ``pos/``.
+
+    For ``"train"``: ``root``, ``root/train`` or ``root/aclImdb/train``.  For ``"test"``:
+    ``root/test`` or ``root/aclImdb/test``, or ``root`` itself when it is named ``test``
+    (never a ``train`` folder, so a training tree is never scored as the test split).
+    """
+    if subset == "test":
+        candidates = [root / "test", root / "aclImdb" / "test"]
+        if root.name == "test":
+            candidates.insert(0, root)
+    else:
+        candidates = [root, root / "train", root / "aclImdb" / "train"]
+    for candidate in candidates:
         if all((candidate / cls).is_dir() for cls in CLASSES):
             return candidate
+    if subset == "test":
+        raise DataSourceError(
+            f"No test split in {root}: no `neg/` and `pos/` folders in its test/ or "
+            f"aclImdb/test/. {_HOW_TO_TEST}"
+        )
     raise DataSourceError(
         f"No `neg/` and `pos/` folders in {root} (nor in its train/ or aclImdb/train/). "
         f"{_HOW_TO_POINT}"
     )
 
 
-def read_directory(root: str | os.PathLike[str]) -> list[Review]:
+def read_directory(root: str | os.PathLike[str], subset: str = "train") -> list[Review]:
     """Read the labelled reviews of an ``aclImdb`` directory in sorted-walk order.
 
-    ``unsup/``, ``test/`` and files beside the class folders are ignored.  Each review's
-    bytes are kept exactly (empty, huge or not UTF-8 alike), up to
+    ``unsup/``, the other subset and files beside the class folders are ignored.  Each
+    review's bytes are kept exactly (empty, huge or not UTF-8 alike), up to
     :data:`MAX_REVIEW_BYTES`.
 
     Args:
-        root (str | os.PathLike): ``aclImdb``, ``aclImdb/train``, or a folder holding ``aclImdb``.
+        root (str | os.PathLike): ``aclImdb``, ``aclImdb/train``, or a folder holding
+            ``aclImdb``; for the test subset ``aclImdb``, ``aclImdb/test`` or a folder
+            holding ``aclImdb``.
+        subset (str): ``"train"`` (``train/neg``, ``train/pos``) or ``"test"``
+            (``test/neg``, ``test/pos``). Default: ``"train"``.
 
     Returns:
         list[Review]: the ``neg`` reviews, then the ``pos`` reviews.
 
     Raises:
+        InvalidInput: an unknown ``subset``.
         DataSourceError: no class folders, no ``.txt`` files, or a review that is not a
             readable regular file (a FIFO, socket or device is named, never opened).
     """
-    base = _class_root(Path(root))
+    base = _class_root(Path(root), check_subset(subset))
     reviews = []
     for label, cls in enumerate(CLASSES):
         for dirpath, _, files in os.walk(base / cls):

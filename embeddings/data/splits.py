@@ -1,8 +1,10 @@
-"""The tutorial's training and validation subsets, each a :class:`datasets.Dataset`.
+"""The tutorial's training and validation subsets, and the test reviews, each a
+:class:`datasets.Dataset`.
 
 :func:`load_splits` reads a source (:func:`~embeddings.data.sources.read_source`), splits
 it as Keras does and puts each subset in the order of the tutorial's first tf.data pass
-(:mod:`embeddings.data.order`).
+(:mod:`embeddings.data.order`).  :func:`load_test` reads the held-out ``aclImdb/test``
+reviews of the same kinds of source, for evaluation only.
 
 Each row holds ``text`` (str), ``label`` (0 = neg, 1 = pos), ``path`` (relative to the
 class folders' parent, e.g. ``neg/0_3.txt``) and ``raw``: ``None`` when the file is valid
@@ -108,6 +110,27 @@ def load_splits(
         subsets.append(_to_dataset([reviews[i] for i in idx[order]]))
     log.info("IMDb from %s: %d training and %d validation reviews", where, *map(len, subsets))
     return Splits(subsets[0], subsets[1], where)
+
+
+def load_test(source: str | os.PathLike[str] | None = None) -> tuple[datasets.Dataset, str]:
+    """The IMDb test reviews (``aclImdb/test/{neg,pos}``, the hub's ``test`` split).
+
+    Never train or tune on them: they are for the final evaluation.
+
+    Args:
+        source (str | os.PathLike | None): see :func:`read_source`; it must hold the test
+            split (the full ``aclImdb`` folder or tarball, or ``"hub"``). Default: ``None``.
+
+    Returns:
+        tuple[datasets.Dataset, str]: the reviews in sorted-walk order (``neg`` first),
+        with the columns of :func:`load_splits`, and the source's description.
+
+    Raises:
+        DataSourceError: the source is unusable or has no test split.
+    """
+    reviews, where = read_source(source, subset="test")
+    log.info("IMDb test split from %s: %d reviews", where, len(reviews))
+    return _to_dataset(reviews), where
 
 
 def load_imdb(

@@ -3,7 +3,8 @@
 Only regular-file members are read.  A member with an absolute or ``..`` name refuses
 the archive, as does a review-named link or device (an extracted copy would give Keras
 another file's bytes there; skipping it would drop a review).  A truncated archive is an
-error, never a partial load.
+error, never a partial load.  Either labelled subset is read: ``train/`` (the default)
+or ``test/``; the other one's members are never read.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from typing import IO, cast
 from embeddings.data import reviews
 from embeddings.data.reviews import (
     _HOW_TO_POINT,
+    _HOW_TO_TEST,
     CLASSES,
     DataSourceError,
     Review,
@@ -27,17 +29,20 @@ from embeddings.data.reviews import (
     _checked,
     _is_review,
     _read_regular,
+    check_subset,
 )
 
 _END_OF_ARCHIVE = 2 * tarfile.BLOCKSIZE  # two zero blocks end every tar archive
 _BROKEN_ARCHIVE = (tarfile.TarError, EOFError, OSError, zlib.error, lzma.LZMAError)
 
 
-def _review_member(member: tarfile.TarInfo, archive: str) -> tuple[str, str, int] | None:
-    """``(tree, path, label)`` when ``member`` is a review, else ``None``.
+def _review_member(member: tarfile.TarInfo, archive: str,
+                   subset: str = "train") -> tuple[str, str, int] | None:
+    """``(tree, path, label)`` when ``member`` is a review of ``subset``, else ``None``.
 
-    A review is a ``.txt`` file in ``neg/`` or ``pos/``, at the archive's top or under a
-    ``train/`` folder; ``tree`` is the folder holding the class folders.
+    A training review is a ``.txt`` file in ``neg/`` or ``pos/``, at the archive's top or
+    under a ``train/`` folder; a test review one under a ``test/`` folder.  ``tree`` is
+    the folder holding the class folders.
 
     Raises:
         DataSourceError: the member's name is absolute or has a ``..`` part (whatever it
@@ -52,7 +57,7 @@ def _review_member(member: tarfile.TarInfo, archive: str) -> tuple[str, str, int
         return None
     limit = reviews.MAX_REVIEW_BYTES  # looked up now: the one limit folders read too
     for i, part in enumerate(parts[:-1]):
-        if part in CLASSES and (i == 0 or parts[i - 1] == "train"):
+        if part in CLASSES and (parts[i - 1] == subset if i else subset == "train"):
             if not member.isfile():
                 raise DataSourceError(f"{archive}: the review {member.name} is a link or device, "
                                       "not a regular file. Use an archive of plain files.")
@@ -89,20 +94,21 @@ def _truncated(name: str, err: BaseException) -> DataSourceError:
                            "Replace it with a complete copy.")
 
 
-def _tar_reviews(blob: bytes, name: str) -> list[Review]:
-    """The labelled training reviews in the tar archive ``blob`` (any compression).
+def _tar_reviews(blob: bytes, name: str, subset: str = "train") -> list[Review]:
+    """The labelled reviews of ``subset`` in the tar archive ``blob`` (any compression).
 
     Args:
         blob (bytes): the archive's bytes.
         name (str): what to call it in messages (its path or URL).
+        subset (str): ``"train"`` or ``"test"``. Default: ``"train"``.
 
     Returns:
-        list[Review]: the reviews of the tree holding ``neg/`` and ``pos/`` (the training
-        one when several do), in sorted-walk order.
+        list[Review]: the reviews of the tree holding ``neg/`` and ``pos/`` (for
+        ``"train"``, the training one when several do), in sorted-walk order.
 
     Raises:
         DataSourceError: not a tar archive, truncated or corrupt, an unsafe member, or no
-            class folders in it.
+            class folders of ``subset`` in it.
     """
     try:
         tar = tarfile.open(fileobj=io.BytesIO(blob))
@@ -114,13 +120,16 @@ def _tar_reviews(blob: bytes, name: str) -> list[Review]:
     try:
         with tar:
             for member in tar:
-                review = _review_member(member, name)
+                review = _review_member(member, name, subset)
                 if review is not None:
                     tree, rel, label = review
                     found.setdefault(tree, {})[rel] = Review(rel, _member_bytes(tar, member), label)
             _check_complete(tar)
     except _BROKEN_ARCHIVE as err:
         raise _truncated(name, err) from err
+    if not found and subset == "test":
+        raise DataSourceError(f"No test split in {name}: no `test/neg/` or `test/pos/` .txt "
+                              f"files. {_HOW_TO_TEST}")
     if not found:
         raise DataSourceError(f"No `train/neg/` or `train/pos/` .txt files in {name}. "
                               f"{_HOW_TO_POINT}")
@@ -129,27 +138,32 @@ def _tar_reviews(blob: bytes, name: str) -> list[Review]:
     return _checked(list(found[tree].values()), f"{name}:{tree or '/'}")
 
 
-def _read_archive(path: Path) -> tuple[list[Review], str]:
-    """The reviews of the tarball at ``path``, and its description (path and sha256)."""
+def _read_archive(path: Path, subset: str = "train") -> tuple[list[Review], str]:
+    """The reviews of ``subset`` in the tarball at ``path``, and its description (path and
+    sha256)."""
     blob = _read_regular(path)
-    return _tar_reviews(blob, str(path)), f"{path} (sha256 {hashlib.sha256(blob).hexdigest()})"
+    return (_tar_reviews(blob, str(path), subset),
+            f"{path} (sha256 {hashlib.sha256(blob).hexdigest()})")
 
 
-def read_tarball(archive: str | os.PathLike[str]) -> list[Review]:
-    """Read the labelled training reviews straight from an aclImdb tarball.
+def read_tarball(archive: str | os.PathLike[str], subset: str = "train") -> list[Review]:
+    """Read the labelled reviews of one subset straight from an aclImdb tarball.
 
     The class folders are ``train/neg`` and ``train/pos`` at any depth
-    (``aclImdb/train/...`` in the original archive), or ``neg``/``pos`` at its top.  Only
-    regular-file members are read; see the module's docstring for what is refused.
+    (``aclImdb/train/...`` in the original archive), or ``neg``/``pos`` at its top; for
+    the test subset ``test/neg`` and ``test/pos`` at any depth.  Only regular-file
+    members are read; see the module's docstring for what is refused.
 
     Args:
         archive (str | os.PathLike): the tarball (gzip, bzip2, xz or uncompressed).
+        subset (str): ``"train"`` or ``"test"``. Default: ``"train"``.
 
     Returns:
         list[Review]: the reviews in sorted-walk order.
 
     Raises:
+        InvalidInput: an unknown ``subset``.
         DataSourceError: not a readable regular file, not a tar archive, truncated or
-            corrupt, an unsafe member, or no class folders in it.
+            corrupt, an unsafe member, or no class folders of ``subset`` in it.
     """
-    return _read_archive(Path(archive))[0]
+    return _read_archive(Path(archive), check_subset(subset))[0]
