@@ -16,6 +16,7 @@ import torch
 keras_model = pytest.importorskip(
     "embeddings.keras_model", reason="the keras extra is not installed: pip install '.[keras]'")
 
+from embeddings import runs  # noqa: E402
 from embeddings.model import (  # noqa: E402
     SentimentClassifier,
     binary_crossentropy_from_logits,
@@ -155,9 +156,7 @@ def test_keras_run_imports_no_tensorflow_and_works_without_it(small_imdb: Path,
     assert "RESULT 0 [] []" in proc.stdout, proc.stdout[-2000:]
     history = json.loads((out / "history.json").read_text())
     assert len(history["val_accuracy"]) == 2
-    assert sorted(p.name for p in out.iterdir()) == [
-        "config.json", "history.json", "logs", "metadata.tsv", "model.safetensors",
-        "vectors.tsv", "vocabulary.json"]
+    assert sorted(p.name for p in out.iterdir()) == sorted(runs.FILES)
 
 
 def test_conflicting_keras_backend_is_refused() -> None:
