@@ -350,6 +350,7 @@ if rank == 0:
     grads = {n: p.grad.tolist() for n, p in model.named_parameters()}
     with open(sys.argv[1], "w") as f:
         json.dump(grads, f)
+dist.barrier()  # both ranks leave together: a gloo peer torn down early can abort the other
 dist.destroy_process_group()
 """
 
