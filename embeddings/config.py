@@ -124,10 +124,23 @@ class ModelConfig:
 
     embedding_dim: int = field(default=16, metadata={"help": "embedding width D"})
     hidden_units: int = field(default=16, metadata={"help": "width H of the hidden Dense layer"})
+    init_vectors: str | None = field(
+        default=None,
+        metadata={
+            "help": "start the embedding from a word-vector text file (GloVe, fastText or "
+            "word2vec .vec, a run's vectors.vec; optional 'N D' header, then 'token v1 ... vD' "
+            "per line): the vocabulary's rows it holds take its vectors, the others keep their "
+            "initialiser; D must equal --embedding-dim"
+        },
+    )
 
     def __post_init__(self) -> None:
         _check_int(self.embedding_dim, "embedding_dim", 1, MAX_SIZE, "The tutorial uses 16.")
         _check_int(self.hidden_units, "hidden_units", 1, MAX_SIZE, "The tutorial uses 16.")
+        _check(self.init_vectors is None or (isinstance(self.init_vectors, str)
+                                             and self.init_vectors != ""),
+               "init_vectors", "must be the path of a word-vector file", self.init_vectors,
+               "Leave the flag out to keep the tutorial's initialiser.")
 
 
 @dataclass(frozen=True)

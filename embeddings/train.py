@@ -53,7 +53,7 @@ def _summary_writer_class() -> type:
 
 def _record(config: RunConfig, result: TrainResult, splits: Splits) -> dict[str, Any]:
     """The ``run`` section of ``config.json``: what ran, where, on what, with which versions."""
-    return {
+    record: dict[str, Any] = {
         "backend": config.train.backend,
         "device": result.device,
         "data_source": splits.source,
@@ -65,6 +65,9 @@ def _record(config: RunConfig, result: TrainResult, splits: Splits) -> dict[str,
                      "numpy": np.__version__, **result.versions},
         "finished": datetime.datetime.now(datetime.timezone.utc).isoformat(),
     }
+    if result.init_vectors is not None:
+        record["init_vectors"] = result.init_vectors  # file, sha256, matched, words
+    return record
 
 
 def _check_memory(config: RunConfig, reviews: int) -> None:

@@ -44,7 +44,16 @@ WALK: dict[str, list[str]] = {
     "epochs": ["--epochs", "2"],
     "learning_rate": ["--learning-rate", "0.05"],
     "seed": ["--seed", "4"],
+    "init_vectors": ["--init-vectors", "{vectors}"],  # the file native_results writes
 }
+# Vectors for three words of the small corpus, one absent word and a later "good" (ignored).
+VECTORS = ("good 0.5 -0.25 0.125 0.75 -0.5 0.25 0.375 -0.125 0.5 0.625 -0.75 0.25 0.125 "
+           "-0.375 0.5 -0.625\n"
+           "bad -0.5 0.25 -0.125 -0.75 0.5 -0.25 -0.375 0.125 -0.5 -0.625 0.75 -0.25 -0.125 "
+           "0.375 -0.5 0.625\n"
+           "absent 1 1 1 1 1 1 1 1 1 1 1 1 1 1 1 1\n"
+           "movie 0.1 0.2 0.3 0.4 0.5 0.6 0.7 0.8 -0.1 -0.2 -0.3 -0.4 -0.5 -0.6 -0.7 -0.8\n"
+           "good 9 9 9 9 9 9 9 9 9 9 9 9 9 9 9 9\n")
 # Flags checked another way: where they go rather than what they change.
 ELSEWHERE = {
     "data": "every run of the walk reads the corpus given by --data",
@@ -63,6 +72,11 @@ def _fields() -> set[str]:
 
 def _config(corpus: Path, *extra: str, backend: str = "torch") -> RunConfig:
     return parse_args([*BASE, *extra, "--data", str(corpus), "--backend", backend], "t", "t")
+
+
+def _walk(native_results: dict[str, Any], flag: str) -> list[str]:
+    """The walk's argv for ``flag``, with the fixture file's path filled in."""
+    return [a.format(vectors=native_results["vectors"]) for a in WALK[flag]]
 
 
 def _train(config: RunConfig) -> backends.TrainResult:
@@ -107,11 +121,15 @@ def native_results(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     from embeddings.testing import write_imdb_tree
     from tests.conftest import small_corpus
 
-    corpus = write_imdb_tree(tmp_path_factory.mktemp("walk"), small_corpus())
-    results = {"": _train(_config(corpus))}
-    for flag, argv in WALK.items():
-        results[flag] = _train(_config(corpus, *argv))
-    return {"corpus": corpus, "results": results}
+    root = tmp_path_factory.mktemp("walk")
+    corpus = write_imdb_tree(root, small_corpus())
+    vectors = root / "vectors.vec"
+    vectors.write_text(VECTORS)
+    walk: dict[str, Any] = {"corpus": corpus, "vectors": vectors,
+                            "results": {"": _train(_config(corpus))}}
+    for flag in WALK:
+        walk["results"][flag] = _train(_config(corpus, *_walk(walk, flag)))
+    return walk
 
 
 @pytest.mark.parametrize("flag", list(WALK))
@@ -123,7 +141,7 @@ def test_each_flag_changes_the_native_result(native_results: dict[str, Any], fla
 @pytest.mark.parametrize("flag", list(WALK))
 def test_each_flag_reaches_the_keras_backend(native_results: dict[str, Any], flag: str) -> None:
     pytest.importorskip("embeddings.keras_model", reason="the keras extra is not installed")
-    config = _config(native_results["corpus"], *WALK[flag], backend="keras")
+    config = _config(native_results["corpus"], *_walk(native_results, flag), backend="keras")
     _assert_same(_train(config), native_results["results"][flag])
 
 
@@ -206,8 +224,9 @@ def test_every_flag_reaches_the_tensorflow_backend(native_results: dict[str, Any
     --deterministic last, since it switches TensorFlow's op determinism on for good."""
     python, env = tensorflow_python()
     corpus = native_results["corpus"]
+    walk = {flag: _walk(native_results, flag) for flag in WALK}
     runs = {flag: [*BASE, *argv, "--data", str(corpus), "--backend", "tf"]
-            for flag, argv in {"": [], **WALK, "deterministic": ["--deterministic"]}.items()}
+            for flag, argv in {"": [], **walk, "deterministic": ["--deterministic"]}.items()}
     proc = subprocess.run([python, "-c", _TF_WALK, json.dumps(runs)], capture_output=True,
                           text=True, env=env, timeout=900, check=False)
     assert proc.returncode == 0, proc.stderr[-3000:]

@@ -8,6 +8,9 @@ ran on and the versions of the libraries it used.  Before any data is read,
 naming the flag and the backend: nothing is silently ignored) and whether it can run
 here at all (extras installed, device present).
 
+Every backend starts its embedding table from :func:`initial_table`, which applies
+``--init-vectors`` the same way for all three (the file itself is checked by :func:`check`).
+
 Each epoch, a backend calls ``hooks.on_epoch_end(epoch, logs)`` with the epoch's
 ``loss``, ``accuracy``, ``val_loss``, ``val_accuracy`` and ``seconds``, and, after
 every step, ``hooks.on_step(running_loss)`` with the epoch's running mean loss (what
@@ -16,6 +19,7 @@ Keras logs at each batch end).
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -23,10 +27,12 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from embeddings import interrupt
+from embeddings import interrupt, vectors
 from embeddings.config import RunConfig
 from embeddings.data import Splits
 from embeddings.errors import InvalidInput
+
+log = logging.getLogger(__name__)
 
 HISTORY_KEYS = ("loss", "accuracy", "val_loss", "val_accuracy", "seconds")
 EpochCallback = Callable[[int, dict[str, float]], None]
@@ -51,6 +57,7 @@ class TrainResult:
     val_reviews: int
     device: str  # where it trained, e.g. "cpu", "cuda:0", "tensorflow:/CPU:0"
     versions: dict[str, str] = field(default_factory=dict)  # library -> version
+    init_vectors: dict[str, Any] | None = None  # --init-vectors: file, sha256, matched, words
 
 
 class Backend(Protocol):
@@ -94,7 +101,35 @@ def check(backend: Backend, config: RunConfig) -> None:
             f"{why}. Received: --backend {backend.name} with --{flag.replace('_', '-')}; "
             "drop the flag or choose another backend."
         )
+    if config.model.init_vectors is not None:
+        vectors.check_file(config.model.init_vectors, config.model.embedding_dim)
     backend.check_ready(config)
+
+
+def initial_table(config: RunConfig, vocabulary: list[str],
+                  table: np.ndarray) -> tuple[np.ndarray, dict[str, Any] | None]:
+    """The embedding table a run starts from: ``table`` (the seed's initial weights) with
+    the rows ``--init-vectors`` fills replaced; every backend calls this, after adapting
+    its vocabulary and before training.
+
+    Args:
+        config (RunConfig): the run's settings.
+        vocabulary (list[str]): the adapted tokens in id order, ``''`` first.
+        table (np.ndarray): ``(V, D)`` float32 initial embedding, changed in place.
+
+    Returns:
+        tuple[np.ndarray, dict | None]: the table, and the report of
+        :meth:`embeddings.vectors.PretrainedRows.report` (``None`` without the flag).
+
+    Raises:
+        UsageError: the file is missing or malformed (naming ``file:line``).
+    """
+    if config.model.init_vectors is None:
+        return table, None
+    rows = vectors.read_vectors(config.model.init_vectors, vocabulary,
+                                config.model.embedding_dim)
+    log.info(rows.summary())
+    return vectors.apply(table, rows), rows.report()
 
 
 def keras_history_callback(keras: Any, history: dict[str, list[float]], hooks: Hooks) -> Any:

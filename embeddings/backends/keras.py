@@ -20,6 +20,7 @@ from embeddings.backends.contract import (
     HonoursEveryFlag,
     Hooks,
     TrainResult,
+    initial_table,
     keras_history_callback,
 )
 from embeddings.backends.native import resolve_device
@@ -77,6 +78,8 @@ class KerasBackend(HonoursEveryFlag):
         inputs = vectorize(config, data, device)
         initial = keras_initial_weights(config.text.vocab_size, config.model.embedding_dim,
                                         config.model.hidden_units, config.train.seed)
+        initial["embedding.embeddings"], report = initial_table(
+            config, inputs.vectorizer.get_vocabulary(), initial["embedding.embeddings"])
         history: dict[str, list[float]] = {}
         batches = _epoch_batches(keras, inputs, config)
 
@@ -101,7 +104,7 @@ class KerasBackend(HonoursEveryFlag):
                 verbose=1 if sys.stdout.isatty() else 0,
             )
         return inputs.result(history, keras_model.native_weights(model), str(device),
-                             {"torch": torch.__version__, "keras": keras.__version__})
+                             {"torch": torch.__version__, "keras": keras.__version__}, report)
 
 
 BACKEND = KerasBackend()

@@ -17,7 +17,13 @@ from torchmetrics.classification import BinaryAccuracy
 from tqdm.auto import tqdm
 
 from embeddings import interrupt
-from embeddings.backends.contract import HISTORY_KEYS, HonoursEveryFlag, Hooks, TrainResult
+from embeddings.backends.contract import (
+    HISTORY_KEYS,
+    HonoursEveryFlag,
+    Hooks,
+    TrainResult,
+    initial_table,
+)
 from embeddings.backends.vectorized import Vectorized, epoch_order, vectorize
 from embeddings.config import RunConfig
 from embeddings.data import Splits
@@ -128,9 +134,14 @@ class NativeBackend(HonoursEveryFlag):
                                     config.model.hidden_units,
                                     deterministic=config.train.deterministic or None)
         keras_init_(model, config.train.seed)
+        table, report = initial_table(config, inputs.vectorizer.get_vocabulary(),
+                                      model.embedding.embeddings.detach().numpy().copy())
+        with torch.no_grad():
+            model.embedding.embeddings.copy_(torch.from_numpy(table))
         history = fit(model.to(device), inputs, config, hooks)
         weights = {k: v.detach().cpu().numpy() for k, v in model.state_dict().items()}
-        return inputs.result(history, weights, str(device), {"torch": torch.__version__})
+        return inputs.result(history, weights, str(device), {"torch": torch.__version__},
+                             report)
 
 
 BACKEND = NativeBackend()

@@ -26,6 +26,7 @@ from embeddings.backends.contract import (
     HonoursEveryFlag,
     Hooks,
     TrainResult,
+    initial_table,
     keras_history_callback,
 )
 from embeddings.config import RunConfig
@@ -131,6 +132,7 @@ class TensorFlowBackend(HonoursEveryFlag):
                 keras.layers.Dense(config.model.hidden_units, activation="relu"),
                 keras.layers.Dense(1),
             ])
+            report = _init_vectors(config, model, vectorize_layer)
             model.compile(
                 optimizer=keras.optimizers.Adam(learning_rate=config.train.learning_rate),
                 loss=keras.losses.BinaryCrossentropy(from_logits=True), metrics=["accuracy"])
@@ -145,7 +147,27 @@ class TensorFlowBackend(HonoursEveryFlag):
             vocabulary=[str(t) for t in vectorize_layer.get_vocabulary()],
             train_reviews=len(data.train), val_reviews=len(data.val),
             device=f"tensorflow:{device}",
-            versions={"tensorflow": tf.__version__, "keras": keras.__version__})
+            versions={"tensorflow": tf.__version__, "keras": keras.__version__},
+            init_vectors=report)
+
+
+def _init_vectors(config: RunConfig, model: Any, vectorize_layer: Any) -> dict[str, Any] | None:
+    """Apply ``--init-vectors`` to the tutorial model before ``fit`` (:func:`initial_table`).
+
+    The embedding is built here, ahead of ``fit``: its initialiser drew its seed when the
+    layer was constructed, so building it earlier draws the same table.  Its rows are then
+    replaced and assigned back.
+    """
+    if config.model.init_vectors is None:
+        return None
+    embedding = model.layers[1]
+    if not embedding.built:
+        embedding.build((None, config.text.sequence_length))
+    table = np.array(embedding.get_weights()[0], dtype=np.float32)  # (V, D)
+    vocabulary = [str(t) for t in vectorize_layer.get_vocabulary()]
+    table, report = initial_table(config, vocabulary, table)
+    embedding.set_weights([table])
+    return report
 
 
 BACKEND = TensorFlowBackend()

@@ -9,6 +9,7 @@ pipeline yields them (:func:`epoch_order`).
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import torch
@@ -30,12 +31,13 @@ class Vectorized:
     val_labels: torch.Tensor  # (N_val,)
 
     def result(self, history: dict[str, list[float]], weights: dict[str, np.ndarray],
-               device: str, versions: dict[str, str]) -> TrainResult:
+               device: str, versions: dict[str, str],
+               init_vectors: dict[str, Any] | None = None) -> TrainResult:
         """The contract's result of a run trained on these inputs."""
         return TrainResult(history=history, weights=weights,
                            vocabulary=self.vectorizer.get_vocabulary(),
                            train_reviews=len(self.train_ids), val_reviews=len(self.val_ids),
-                           device=device, versions=versions)
+                           device=device, versions=versions, init_vectors=init_vectors)
 
 
 def vectorize(config: RunConfig, data: imdb.Splits, device: torch.device) -> Vectorized:
