@@ -151,8 +151,8 @@ def _labels(metadata: bytes) -> list[str]:
 
 
 def _write(out: Path, size: int, seed: int = 0) -> np.ndarray:
-    """A run directory as training writes it, the projector files and ``vectors.vec``
-    included; returns its embedding table."""
+    """A run directory as training writes it (``write_run`` writes the projector files and
+    ``vectors.vec``); returns its embedding table."""
     arrays = keras_initial_weights(size, 16, 4, seed=seed)
     settings = RunConfig.from_dict({"text": {"vocab_size": size},
                                     "model": {"embedding_dim": 16, "hidden_units": 4}})
@@ -161,8 +161,6 @@ def _write(out: Path, size: int, seed: int = 0) -> np.ndarray:
         runs.write_run(staging, weights=arrays, vocabulary=vocabulary,
                        config=runs.run_config(settings, {"backend": "torch"}),
                        history={"loss": [0.5]})
-        write_tensorboard_projector(staging, arrays["embedding.embeddings"], vocabulary)
-        write_vec(staging, arrays["embedding.embeddings"], vocabulary)
         # Training's scalars are TensorBoard runs of their own: the projector must not
         # mistake them for the run.
         (staging / runs.LOGS_DIR / "train").mkdir(parents=True)
@@ -257,11 +255,12 @@ def _points(get: Callable[..., bytes], run: str) -> tuple[list[str], np.ndarray]
 
 def test_tensorboard_shows_every_token_but_padding_as_a_labelled_point(
         tmp_path: Path) -> None:
-    table = _write(tmp_path / "run", 300)
+    """At the tutorial's size: 10,000 tokens, so 9,999 labelled points."""
+    table = _write(tmp_path / "run", 10_000)
     with _tensorboard(tmp_path / "run") as get:
         assert _runs(get, 1) == ["."]
         labels, vectors = _points(get, ".")
-    assert len(labels) == 299 and labels == _vocabulary(300)[1:]
+    assert len(labels) == 9_999 and labels == _vocabulary(10_000)[1:]
     assert "[UNK]" in labels and "" not in labels
     assert np.array_equal(vectors.view(np.uint32), table[1:].view(np.uint32))
 
