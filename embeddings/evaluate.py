@@ -44,7 +44,7 @@ from embeddings import data as imdb
 from embeddings.config import DEVICES
 from embeddings.errors import ArgumentParser, InvalidInput, MissingFile, cli
 from embeddings.model import keras_predictions
-from embeddings.predict import BACKENDS, logits
+from embeddings.predict import BACKENDS, check_backend, logits
 from embeddings.runs import HISTORY_FILE, Run, load_run
 
 if TYPE_CHECKING:
@@ -193,19 +193,13 @@ def evaluate(
         Evaluation: the scores.
 
     Raises:
-        MissingFile: ``run`` is not a folder.
         InvalidInput: an unknown split or backend.
-        RunFormatError: the run directory is missing a file or holds a malformed one.
+        RunFormatError: ``run`` does not exist, misses a file or holds a malformed one.
         DataSourceError: the source is unusable or lacks the split.
         Unavailable: ``device="cuda"`` without a GPU.
     """
-    if backend not in BACKENDS:
-        raise InvalidInput(f"backend must be one of {BACKENDS}. Received: backend={backend!r}")
+    check_backend(backend)  # before the reviews are read
     if not isinstance(run, Run):
-        if not Path(run).is_dir():
-            raise MissingFile(f"The run directory {run} does not exist. Received: run={str(run)!r};"
-                              " pass a folder written by `python -m embeddings.train` or "
-                              "`python -m embeddings.convert`.")
         run = load_run(run)
     reviews, source = split_reviews(run, split, data)
     labels = torch.tensor(reviews["label"], dtype=torch.int64)  # (N,)

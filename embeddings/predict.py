@@ -32,6 +32,16 @@ BACKENDS = ("torch", "keras")
 LATEST = "latest"  # --run latest: the newest run under runs/
 
 
+def check_backend(backend: str) -> None:
+    """Refuse a backend that cannot run a trained model.
+
+    Raises:
+        InvalidInput: ``backend`` is not one of :data:`BACKENDS`.
+    """
+    if backend not in BACKENDS:
+        raise InvalidInput(f"backend must be one of {BACKENDS}. Received: backend={backend!r}")
+
+
 def logits(
     texts: Sequence[TextLike],
     run: Run | str | os.PathLike[str],
@@ -54,12 +64,11 @@ def logits(
         torch.Tensor: ``(N,)`` float32 logits on the CPU.
 
     Raises:
-        ValueError: an unknown backend.
+        InvalidInput: an unknown backend.
         RunFormatError: the run directory is missing a file or holds a malformed one.
         Unavailable: ``device="cuda"`` without a GPU.
     """
-    if backend not in BACKENDS:
-        raise ValueError(f"backend must be one of {BACKENDS}. Received: backend={backend!r}")
+    check_backend(backend)
     loaded = run if isinstance(run, Run) else load_run(run)
     target = resolve_device(device)
     ids = torch.from_numpy(loaded.vectorizer()(list(texts)))  # (N, T)

@@ -301,8 +301,9 @@ def load_run(run_dir: str | os.PathLike[str]) -> Run:
     run_dir = Path(run_dir)
     for name in (WEIGHTS_FILE, VOCABULARY_FILE, CONFIG_FILE):
         if not (run_dir / name).is_file():
+            why = f"{name} is missing" if run_dir.is_dir() else "the folder does not exist"
             raise RunFormatError(
-                f"{run_dir} is not a run directory: {name} is missing. Received: "
+                f"{run_dir} is not a run directory: {why}. Received: "
                 f"run={str(run_dir)!r}; pass a folder written by `python -m embeddings.train` "
                 "or `python -m embeddings.convert`."
             )
