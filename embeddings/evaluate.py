@@ -27,7 +27,6 @@ import os
 import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import torch
@@ -42,10 +41,10 @@ from torchmetrics.functional.classification import (
 
 from embeddings import data as imdb
 from embeddings.config import DEVICES
-from embeddings.errors import ArgumentParser, InvalidInput, MissingFile, cli
+from embeddings.errors import ArgumentParser, InvalidInput, cli
 from embeddings.model import keras_predictions
 from embeddings.predict import BACKENDS, check_backend, logits
-from embeddings.runs import HISTORY_FILE, Run, load_run
+from embeddings.runs import HISTORY_FILE, RUN_HELP, Run, load_run, run_flag
 
 if TYPE_CHECKING:
     import datasets
@@ -242,7 +241,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     """The command line: labelled metrics, or one JSON object with ``--json``."""
     parser = ArgumentParser(prog="python -m embeddings.evaluate",
                             description=__doc__.splitlines()[0], allow_abbrev=False)
-    parser.add_argument("--run", required=True, help="run directory to load")
+    parser.add_argument("--run", required=True, help=RUN_HELP)
     parser.add_argument("--data", default=None,
                         help="IMDb source (folder, tarball, 'hub' or URL). Default: the run's "
                         "--data, else $EMBEDDINGS_DATA and the fallbacks, as in training")
@@ -255,10 +254,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(message)s")
 
     def body() -> int:
-        if not Path(args.run).is_dir():
-            raise MissingFile(f"--run {args.run} does not exist. Pass a folder written by "
-                              "`python -m embeddings.train` or `python -m embeddings.convert`.")
-        run = load_run(args.run)
+        run = load_run(run_flag(args.run))
         result = evaluate(run, split=args.split, data=args.data, backend=args.backend,
                           device=args.device)
         if args.json:

@@ -35,7 +35,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from embeddings.errors import ArgumentParser, InvalidInput, cli
-from embeddings.runs import Run, load_run
+from embeddings.runs import RUN_HELP, Run, load_run, run_flag
 from embeddings.text import OOV_TOKEN, PAD_TOKEN, TextVectorization
 
 EMBEDDING = "embedding.embeddings"
@@ -221,7 +221,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     query's when there are several."""
     parser = ArgumentParser(prog="python -m embeddings.neighbors",
                             description=__doc__.splitlines()[0], allow_abbrev=False)
-    parser.add_argument("--run", required=True, help="run directory to load")
+    parser.add_argument("--run", required=True, help=RUN_HELP)
     parser.add_argument("words", nargs="*", metavar="WORD", help="words to find neighbours of")
     parser.add_argument("-k", type=int, default=10, help="neighbours per query (default: 10)")
     parser.add_argument("--analogy", nargs=3, metavar=("A", "B", "C"),
@@ -233,7 +233,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if not args.words and not args.analogy:
             raise InvalidInput("Nothing to look up. Received: no WORD and no --analogy; pass "
                                "words, e.g. `--run DIR beautiful`, or `--analogy A B C`.")
-        index = NeighborIndex(args.run)
+        index = NeighborIndex(run_flag(args.run))
         queries: list[tuple[str, list[tuple[str, float]]]] = []
         for word in args.words:
             token = index.tokens[index.lookup(word)]

@@ -15,7 +15,6 @@ from __future__ import annotations
 import os
 import sys
 from collections.abc import Sequence
-from pathlib import Path
 
 import torch
 
@@ -24,12 +23,11 @@ from embeddings.config import DEVICES
 from embeddings.errors import ArgumentParser, InvalidInput, cli
 from embeddings.model import SentimentClassifier
 from embeddings.review_input import FORMATS, STDIN, input_format, read_reviews, shown
-from embeddings.runs import Run, latest_run, load_run
+from embeddings.runs import RUN_HELP, Run, load_run, run_flag
 from embeddings.text import TextLike
 
 BACKENDS = ("torch", "keras")
 
-LATEST = "latest"  # --run latest: the newest run under runs/
 
 
 def check_backend(backend: str) -> None:
@@ -116,9 +114,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     """The command line: one ``probability<TAB>text`` line per review."""
     parser = ArgumentParser(prog="python -m embeddings.predict",
                             description=__doc__.splitlines()[0], allow_abbrev=False)
-    parser.add_argument("--run", required=True,
-                        help="run directory to load, or 'latest': the newest run under runs/ "
-                             "(by when its config.json was written)")
+    parser.add_argument("--run", required=True, help=RUN_HELP)
     parser.add_argument("--backend", choices=BACKENDS, default="torch")
     parser.add_argument("--device", choices=DEVICES, default="cpu")
     parser.add_argument("--input", metavar="FILE",
@@ -139,12 +135,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 f"Received: {len(args.texts)} argument(s) and --input={args.input!r}, "
                 f"--format={args.format!r}; pass the reviews one way."
             )
-        if args.run == LATEST:
-            run_path = latest_run()
-            print(f"note: --run latest is {run_path}", file=sys.stderr)
-        else:
-            run_path = Path(args.run)
-        run = load_run(run_path)
+        run = load_run(run_flag(args.run))
         if args.texts:
             texts = list(args.texts)
         else:

@@ -190,3 +190,23 @@ def test_a_good_run_still_predicts(tiny_run: Path) -> None:
                           timeout=300)
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.endswith("\ta good film\n")
+
+
+@pytest.mark.parametrize("tool", ["embeddings.predict", "embeddings.evaluate",
+                                  "embeddings.neighbors"])
+def test_every_tool_that_reads_a_run_takes_run_latest(tool: str, small_imdb: Path,
+                                                      tmp_path: Path) -> None:
+    """``--run latest`` means the same in every tool: the newest run under ./runs."""
+    import subprocess
+
+    for name in ("older", "newer"):
+        assert train.main([*TINY, "--data", str(small_imdb), "--out",
+                           str(tmp_path / "runs" / name)]) == 0
+    extra = {"embeddings.predict": ["good film"],
+             "embeddings.evaluate": ["--data", str(small_imdb)],
+             "embeddings.neighbors": ["good"]}[tool]
+    proc = subprocess.run([sys.executable, "-m", tool, "--run", "latest", *extra],
+                          capture_output=True, text=True, cwd=tmp_path, timeout=300,
+                          check=False)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert f"note: --run latest is {Path('runs') / 'newer'}" in proc.stderr

@@ -7,7 +7,9 @@ from embeddings.runs.directory import (
     FILES,
     FORMAT_VERSION,
     HISTORY_FILE,
+    LATEST,
     LOGS_DIR,
+    RUN_HELP,
     VOCABULARY_FILE,
     WEIGHTS_FILE,
     Run,
@@ -18,6 +20,7 @@ from embeddings.runs.directory import (
     latest_run,
     load_run,
     run_config,
+    run_flag,
     staged,
     write_run,
 )
@@ -35,9 +38,9 @@ from embeddings.runs.projector import (
 
 __all__ = [
     "CONFIG_FILE", "CURVES_FILE", "EVENTS_FILE", "FILES", "FORMAT_VERSION", "HISTORY_FILE",
-    "LOGS_DIR", "MAP_FILE", "METADATA_FILE", "PROJECTOR_CONFIG_FILE", "VEC_FILE",
-    "VECTORS_FILE", "VOCABULARY_FILE", "WEIGHTS_FILE", "Run", "RunExistsError",
+    "LATEST", "RUN_HELP", "LOGS_DIR", "MAP_FILE", "METADATA_FILE", "PROJECTOR_CONFIG_FILE",
+    "VEC_FILE", "VECTORS_FILE", "VOCABULARY_FILE", "WEIGHTS_FILE", "Run", "RunExistsError",
     "RunFormatError", "check_new", "default_path", "latest_run", "load_run", "run_config",
-    "staged", "write_pictures", "write_projector_tsv", "write_run", "write_tensorboard_projector",
-    "write_vec",
+    "run_flag", "staged", "write_pictures", "write_projector_tsv", "write_run",
+    "write_tensorboard_projector", "write_vec",
 ]

@@ -24,6 +24,7 @@ import datetime
 import json
 import logging
 import os
+import sys
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -377,3 +378,22 @@ def latest_run(root: str | os.PathLike[str] = "runs") -> Path:
         raise MissingFile(f"--run latest found no run directory in {root.absolute()}. "
                           f"Received: run='latest'; {fix}.")
     return max(found)[2]
+
+
+LATEST = "latest"  # the value of --run that means latest_run()
+RUN_HELP = ("run directory to load, or 'latest': the newest run under runs/ (by when its "
+            "config.json was written)")
+
+
+def run_flag(value: str | os.PathLike[str]) -> Path:
+    """The folder a tool's ``--run VALUE`` names: ``latest`` is :func:`latest_run` (said
+    on stderr, so the user sees which run answered), anything else the path itself.
+
+    Raises:
+        MissingFile: ``latest`` with no run under ``runs/``.
+    """
+    if os.fspath(value) != LATEST:
+        return Path(value)
+    path = latest_run()
+    print(f"note: --run latest is {path}", file=sys.stderr)
+    return path
