@@ -62,9 +62,12 @@ def parity_live(session: nox.Session) -> None:
                 "--out", tmp)
     session.run("python", "parity_tests/reference/make_keras_reference.py", "--data", data,
                 "--out", os.path.join(tmp, "keras"))
+    session.run("python", "parity_tests/reference/make_text_reference.py", "--data", data,
+                "--out", tmp)
     env = {"EMBEDDINGS_FIXTURES": tmp, "EMBEDDINGS_REQUIRE_TF": "1"}
     # Every comparison with the fresh reference, then every test that needs TensorFlow
-    # (the tf backend's flag walk, TensorFlow loading an exported .keras, ...).
+    # (the tf backend's flag walk, the text engine's differential fuzzing, TensorFlow
+    # loading an exported .keras, ...).
     session.run("pytest", "parity_tests", *session.posargs, env=env)
     session.run("pytest", "tests", "-m", "tf", *session.posargs, env=env)
 

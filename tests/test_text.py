@@ -7,18 +7,22 @@ import string
 from pathlib import Path
 
 import numpy as np
-import pyarrow as pa
-import pyarrow.compute as pc
 import pytest
 
 from embeddings.text import TextVectorization
+from embeddings.text import tokens as text_tokens
+
+
+def token_bytes(texts: list[str | bytes], standardize: str | None = "tutorial") -> list[bytes]:
+    """The tokens the vectorizer sees for ``texts``, all rows flattened."""
+    batch = text_tokens.as_texts(texts)
+    standardized = text_tokens.standardize(batch, standardize, "utf-8")
+    return text_tokens.split(batch, standardized, "whitespace", "utf-8").values.to_pylist()
 
 
 def tokens(text: str | bytes, standardize: str | None = "tutorial") -> list[str]:
-    """The tokens the vectorizer sees for ``text`` (through its private splitter)."""
-    vec = TextVectorization(standardize=standardize, vocabulary=["x"])
-    flat = pc.list_flatten(vec._token_lists([text])).view(pa.large_binary())
-    return [t.decode("utf-8", "surrogateescape") for t in flat.to_pylist()]
+    """The tokens the vectorizer sees for ``text``."""
+    return [t.decode("utf-8", "surrogateescape") for t in token_bytes([text], standardize)]
 
 
 @pytest.mark.parametrize(
@@ -60,10 +64,7 @@ def test_standardization_equals_the_byte_formula_on_random_bytes(text_path: str)
     pieces = [bytes([i]) for i in range(256)] + [b"<br />", b"<br", b" />", b"<BR />",
                                                  "é".encode(), "😀".encode()]
     texts = [b"".join(rng.choice(pieces) for _ in range(rng.randint(0, 30))) for _ in range(5000)]
-    vec = TextVectorization(standardize="tutorial", vocabulary=["x"])
-    flat = pc.list_flatten(vec._token_lists(texts)).view(pa.large_binary()).to_pylist()
-    # An empty text yields one '' token (id 0, padding); the formula yields none.
-    assert [t for t in flat if t] == [t for b in texts for t in formula(b).split()]
+    assert token_bytes(texts) == [t for b in texts for t in formula(b).split()]
 
 
 def test_unicode_punctuation_is_kept() -> None:
@@ -107,7 +108,7 @@ def test_without_sequence_length_pads_to_longest(text_path: str) -> None:
     vec = TextVectorization(standardize=None)
     vec.adapt(["a a b"])
     assert vec(["a", "b a b"]).tolist() == [[2, 0, 0], [3, 2, 3]]
-    assert vec("a").shape == (1, 1)
+    assert vec("a").tolist() == [2]  # one string: one row without a batch axis, as in Keras
 
 
 def test_str_and_bytes_give_the_same_ids(text_path: str) -> None:
@@ -122,18 +123,30 @@ def test_set_vocabulary_adds_special_tokens_and_reads_files(tmp_path: Path) -> N
     vec = TextVectorization(standardize=None)
     vec.set_vocabulary(["good", "bad"])
     assert vec.get_vocabulary() == ["", "[UNK]", "good", "bad"]
+    vec.set_vocabulary(["", "[UNK]", "good", "bad"])  # given in front: kept once
+    assert vec.get_vocabulary() == ["", "[UNK]", "good", "bad"]
     path = tmp_path / "vocab.txt"
-    path.write_text("\n[UNK]\nbad\ngood\n", encoding="utf-8")
+    # TensorFlow's TextFileInitializer: every line is a token after the special ids
+    # (a literal [UNK] too), a trailing \r is dropped, the last newline is optional.
+    path.write_bytes(b"bad\r\ngood\n[UNK]\nugly")
     vec.set_vocabulary(path)
-    assert vec.get_vocabulary() == ["", "[UNK]", "bad", "good"]
-    assert vec(["good bad ugly"]).tolist() == [[3, 2, 1]]
+    assert vec.get_vocabulary() == ["", "[UNK]", "bad", "good", "[UNK]", "ugly"]
+    assert vec(["good bad ugly [UNK] worse"]).tolist() == [[3, 2, 5, 4, 1]]
 
 
-def test_reserved_tokens_out_of_place_are_rejected() -> None:
-    with pytest.raises(ValueError, match="first two tokens"):
-        TextVectorization(vocabulary=["a", "[UNK]", "b"])
-    with pytest.raises(ValueError, match="first two tokens"):
+def test_a_vocabulary_file_with_an_empty_line_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "vocab.txt"
+    path.write_bytes(b"a\n\nb\n")
+    with pytest.raises(ValueError, match="empty line"):
+        TextVectorization(vocabulary=path)
+
+
+def test_the_mask_token_out_of_place_is_rejected() -> None:
+    with pytest.raises(ValueError, match="mask token"):
         TextVectorization(vocabulary=["a", ""])
+    # '[UNK]' after the start is an ordinary token, as in Keras (ids 2, 3, 4).
+    assert TextVectorization(vocabulary=["a", "[UNK]", "b"], standardize=None)(
+        ["b [UNK] a"]).tolist() == [[4, 3, 2]]
 
 
 def test_large_batches_split_across_threads_give_the_same_result(text_path: str) -> None:
@@ -154,10 +167,20 @@ def test_large_batches_split_across_threads_give_the_same_result(text_path: str)
     assert whole.get_vocabulary()[2:] == [tok for tok, _ in ranked]
 
 
-def test_callable_standardize_and_split() -> None:
-    vec = TextVectorization(standardize=lambda b: b.upper(), split=lambda b: b.split(b","))
-    vec.adapt(["a,b,a"])
-    assert vec.get_vocabulary() == ["", "[UNK]", "A", "B"]
+def test_callables_get_numpy_strings_as_on_kerass_other_backends() -> None:
+    seen: list[tuple[str, tuple[int, ...]]] = []
+
+    def standardize(texts: np.ndarray) -> np.ndarray:
+        seen.append((texts.dtype.kind, texts.shape))
+        return np.char.upper(texts)
+
+    vec = TextVectorization(standardize=standardize,
+                            split=lambda texts: [t.split(",") for t in texts])
+    vec.adapt(["a,b,a", b"caf\xe9,b"])
+    assert seen == [("U", (2, 1))]  # a 1-D adapt list is read as (N, 1), as Keras does
+    # A byte that is not UTF-8 reaches the callable as a lone surrogate and comes back.
+    assert vec.get_vocabulary() == ["", "[UNK]", "B", "A", "CAF\udce9"]
+    assert vec([b"caf\xe9,a"]).tolist() == [[4, 3]]
 
 
 def test_character_split() -> None:
@@ -169,11 +192,20 @@ def test_character_split() -> None:
 @pytest.mark.parametrize(
     ("kwargs", "message"),
     [
-        ({"max_tokens": 2}, "max_tokens"),
+        ({"max_tokens": 1}, "max_tokens"),
         ({"standardize": "lowercase"}, "standardize"),
         ({"split": "words"}, "split"),
-        ({"output_mode": "tf_idf"}, "output_mode"),
+        ({"output_mode": "tfidf"}, "output_mode"),
+        ({"output_mode": "one_hot"}, "split"),
         ({"output_sequence_length": 0}, "output_sequence_length"),
+        ({"output_mode": "count", "output_sequence_length": 4}, "output_sequence_length"),
+        ({"ngrams": 0}, "ngrams"),
+        ({"ngrams": (1, "2")}, "ngrams"),
+        ({"pad_to_max_tokens": True}, "max_tokens"),
+        ({"idf_weights": [1.0]}, "output_mode"),
+        ({"sparse": True}, "sparse"),
+        ({"ragged": True, "output_mode": "count"}, "output_mode"),
+        ({"encoding": "no-such-codec"}, "encoding"),
     ],
 )
 def test_invalid_arguments_name_the_argument(kwargs: dict, message: str) -> None:
@@ -182,15 +214,29 @@ def test_invalid_arguments_name_the_argument(kwargs: dict, message: str) -> None
 
 
 def test_repeated_and_oversized_vocabularies_are_rejected() -> None:
-    with pytest.raises(ValueError, match="repeated token"):
+    with pytest.raises(ValueError, match="repeated tokens.*'a'"):
         TextVectorization(vocabulary=["a", "b", "a"])
     with pytest.raises(ValueError, match="more than max_tokens"):
         TextVectorization(max_tokens=3, vocabulary=["a", "b"])
+    with pytest.raises(ValueError, match="empty vocabulary"):
+        TextVectorization(vocabulary=[])
 
 
-def test_calling_before_adapt_says_what_to_do() -> None:
-    with pytest.raises(ValueError, match="adapt"):
-        TextVectorization()(["text"])
+@pytest.mark.parametrize("mode", ["int", "count"])
+def test_calling_without_a_vocabulary_says_what_to_do(mode: str) -> None:
+    """As TensorFlow (its lookup table is uninitialized): before any vocabulary, and after
+    an adapt that found no token; an adapt that found only '' or '[UNK]' fails."""
+    vec = TextVectorization(output_mode=mode)
+    with pytest.raises(RuntimeError, match="adapt"):
+        vec(["text"])
+    vec.adapt(["", "...", " "])
+    with pytest.raises(RuntimeError, match="adapt"):
+        vec(["text"])
+    with pytest.raises(ValueError, match="no token besides"):
+        TextVectorization(split=None, standardize=None).adapt(["", "[UNK]"])
+    vec.adapt(["b a a"])
+    vec.adapt([""])  # nothing counted: the vocabulary stays
+    assert vec.get_vocabulary()[-2:] == ["a", "b"]
 
 
 def test_non_text_input_is_a_type_error() -> None:

@@ -1,5 +1,6 @@
 /* Text kernels of the vectorizer: TensorFlow's byte-level standardizations, whitespace
- * token counting and vocabulary lookup (PARITY.md sections 1-5).
+ * tokens and n-grams, their counting (tokens and documents) and vocabulary lookup
+ * (PARITY.md sections 1-5).
  *
  * Compiled on first use by embeddings/native.py (any C compiler, no Python or torch
  * headers) and called through ctypes from embeddings/text/native.py; without a compiler
@@ -52,10 +53,12 @@ void standardize(const uint8_t *data, const int64_t *offsets, int64_t n, uint8_t
     }
 }
 
-/* ---- Counting tokens for TextVectorization.adapt ---------------------------------------
+/* ---- Tokens and n-grams -------------------------------------------------------------------
  * Tokens are the runs of bytes between the six ASCII whitespace bytes (Python's
- * bytes.split()), within each text.  An open-addressing table of capacity cap (a power of
- * two) holds each distinct token as (start, length, count); the caller supplies the arrays. */
+ * bytes.split()) of a standardized text.  tokenize() standardizes text [start, end) into
+ * scratch and records each token's start and length there; its n-grams are made width by
+ * width (widths[0..nw), in that order), left to right, each its tokens joined by the byte
+ * sep: tf.strings.ngrams(tf.strings.split(x), widths, separator=" ") when sep is a space. */
 static int is_space(uint8_t c) { return c == ' ' || (c >= 9 && c <= 13); }
 
 static uint64_t hash_bytes(const uint8_t *p, int64_t n) {
@@ -64,41 +67,122 @@ static uint64_t hash_bytes(const uint8_t *p, int64_t n) {
     return h;
 }
 
-/* Returns the number of distinct tokens, or -1 when the table passes 70 % load (the caller
- * retries with a larger one). slot_start must come filled with -1. */
-int64_t count_tokens(const uint8_t *data, const int64_t *offsets, int64_t n,
-                     int64_t *slot_start, int64_t *slot_len, int64_t *slot_count, int64_t cap) {
+static int64_t tokenize(const uint8_t *data, int64_t start, int64_t end, int mode,
+                        uint8_t *scratch, int64_t *tok_start, int64_t *tok_len) {
+    int64_t len = 0, k = 0;
+    int in_token = 0;
+    for (int64_t j = start; j < end;) {
+        const int c = next_byte(data, &j, end, mode);
+        if (c < 0) continue; /* a deleted byte joins its neighbours */
+        if (is_space((uint8_t)c)) {
+            in_token = 0;
+            continue;
+        }
+        if (!in_token) {
+            tok_start[k] = len;
+            tok_len[k++] = 0;
+            in_token = 1;
+        }
+        scratch[len++] = (uint8_t)c;
+        ++tok_len[k - 1];
+    }
+    return k;
+}
+
+/* The n-gram of width w at token p: a token is read in place; wider ones are joined by the
+ * byte sep (Keras: a space) into buf.  *key points at its bytes; returns its length. */
+static int64_t join(const uint8_t *scratch, const int64_t *tok_start, const int64_t *tok_len,
+                    int64_t p, int64_t w, uint8_t sep, uint8_t *buf, const uint8_t **key) {
+    if (w == 1) {
+        *key = scratch + tok_start[p];
+        return tok_len[p];
+    }
+    *key = buf;
+    int64_t n = 0;
+    for (int64_t q = 0; q < w; ++q) {
+        if (q) buf[n++] = sep;
+        memcpy(buf + n, scratch + tok_start[p + q], (size_t)tok_len[p + q]);
+        n += tok_len[p + q];
+    }
+    return n;
+}
+
+/* ---- Counting n-grams for TextVectorization.adapt -----------------------------------------
+ * Every n-gram of the n texts is counted in an open-addressing table of cap slots (a power
+ * of two), each slot six int64 in a row, so that a probe touches one cache line: the
+ * n-gram's start and length in arena (where its bytes are copied once), its occurrences,
+ * the texts holding it, the last text that counted it, and its hash.  Empty slots have
+ * start -1.  Scratch buffers hold one standardized text.  state holds where to resume (text,
+ * width index, position) and the distinct n-grams and arena bytes so far: it starts zeroed.
+ * Returns 0 when every text is counted, -1 when the table reaches 70 % load, -2 when the
+ * arena is full; the caller grows it (rehash() for the table) and calls again with state. */
+enum { S_START, S_LEN, S_COUNT, S_DOCS, S_LAST, S_HASH, SLOT };
+
+int64_t count_ngrams(const uint8_t *data, const int64_t *offsets, int64_t n, int mode,
+                     const int64_t *widths, int64_t nw, int sep, uint8_t *arena,
+                     int64_t arena_cap, int64_t *slots, int64_t cap, uint8_t *scratch,
+                     uint8_t *buf, int64_t *tok_start, int64_t *tok_len, int64_t *state) {
     const uint64_t mask = (uint64_t)cap - 1;
-    int64_t distinct = 0;
-    for (int64_t i = 0; i < n; ++i) {
-        int64_t j = offsets[i];
-        const int64_t end = offsets[i + 1];
-        while (j < end) {
-            while (j < end && is_space(data[j])) ++j;
-            const int64_t s = j;
-            while (j < end && !is_space(data[j])) ++j;
-            const int64_t len = j - s;
-            if (len == 0) continue;
-            uint64_t h = hash_bytes(data + s, len) & mask;
-            for (;;) {
-                const int64_t at = slot_start[h];
-                if (at < 0) {
-                    if (10 * (distinct + 1) > 7 * cap) return -1;
-                    slot_start[h] = s;
-                    slot_len[h] = len;
-                    slot_count[h] = 1;
-                    ++distinct;
-                    break;
+    int64_t distinct = state[3], used = state[4];
+    for (int64_t i = state[0]; i < n; ++i) {
+        const int64_t k = tokenize(data, offsets[i], offsets[i + 1], mode, scratch, tok_start,
+                                   tok_len);
+        const int resumed = i == state[0];
+        for (int64_t wi = resumed ? state[1] : 0; wi < nw; ++wi) {
+            const int64_t w = widths[wi];
+            for (int64_t p = resumed && wi == state[1] ? state[2] : 0; p + w <= k; ++p) {
+                const uint8_t *key;
+                const int64_t len = join(scratch, tok_start, tok_len, p, w, (uint8_t)sep, buf,
+                                         &key);
+                const uint64_t hash = hash_bytes(key, len);
+                for (uint64_t h = hash & mask;; h = (h + 1) & mask) {
+                    int64_t *slot = slots + h * SLOT;
+                    if (slot[S_START] < 0) {
+                        const int64_t full = 10 * (distinct + 1) > 7 * cap ? -1 :
+                                             used + len > arena_cap ? -2 : 0;
+                        if (full) {
+                            state[0] = i, state[1] = wi, state[2] = p;
+                            state[3] = distinct, state[4] = used;
+                            return full;
+                        }
+                        memcpy(arena + used, key, (size_t)len);
+                        slot[S_START] = used;
+                        slot[S_LEN] = len;
+                        slot[S_COUNT] = slot[S_DOCS] = 1;
+                        slot[S_LAST] = i;
+                        slot[S_HASH] = (int64_t)hash;
+                        used += len;
+                        ++distinct;
+                        break;
+                    }
+                    if (slot[S_HASH] == (int64_t)hash && slot[S_LEN] == len &&
+                        memcmp(arena + slot[S_START], key, (size_t)len) == 0) {
+                        ++slot[S_COUNT];
+                        if (slot[S_LAST] != i) {
+                            ++slot[S_DOCS];
+                            slot[S_LAST] = i;
+                        }
+                        break;
+                    }
                 }
-                if (slot_len[h] == len && memcmp(data + at, data + s, (size_t)len) == 0) {
-                    ++slot_count[h];
-                    break;
-                }
-                h = (h + 1) & mask;
             }
         }
+        state[0] = i + 1, state[1] = 0, state[2] = 0; /* a resumed text is done */
     }
-    return distinct;
+    state[3] = distinct, state[4] = used;
+    return 0;
+}
+
+/* Move count_ngrams' slots (from, from_cap of them) into the empty table to (to_cap). */
+void rehash(const int64_t *from, int64_t from_cap, int64_t *to, int64_t to_cap) {
+    const uint64_t mask = (uint64_t)to_cap - 1;
+    for (int64_t s = 0; s < from_cap; ++s) {
+        const int64_t *slot = from + s * SLOT;
+        if (slot[S_START] < 0) continue;
+        uint64_t h = (uint64_t)slot[S_HASH] & mask;
+        while (to[h * SLOT + S_START] >= 0) h = (h + 1) & mask;
+        memcpy(to + h * SLOT, slot, SLOT * sizeof(int64_t));
+    }
 }
 
 /* ---- Encoding texts for TextVectorization.__call__ --------------------------------------
@@ -153,5 +237,35 @@ void encode(const uint8_t *data, const int64_t *offsets, int64_t n, int mode,
             }
         }
         if (len && k < L) emit(blob, vstart, vlen, slot_id, cap, scratch, len, row, &k);
+    }
+}
+
+/* The ids of every text's n-grams (widths[0..nw), width by width, left to right), at most
+ * limit per text (limit < 0: all), into out_ids; text i's are out_ids[out_offsets[i]:
+ * out_offsets[i+1]].  Unknown n-grams get the id unknown.  out_ids must hold them all. */
+void encode_ngrams(const uint8_t *data, const int64_t *offsets, int64_t n, int mode,
+                   const int64_t *widths, int64_t nw, int sep, const uint8_t *blob,
+                   const int64_t *vstart,
+                   const int64_t *vlen, const int64_t *slot_id, int64_t cap, int64_t unknown,
+                   int64_t limit, int64_t *out_ids, int64_t *out_offsets, uint8_t *scratch,
+                   uint8_t *buf, int64_t *tok_start, int64_t *tok_len) {
+    int64_t t = 0;
+    out_offsets[0] = 0;
+    for (int64_t i = 0; i < n; ++i) {
+        const int64_t k = tokenize(data, offsets[i], offsets[i + 1], mode, scratch, tok_start,
+                                   tok_len);
+        int64_t emitted = 0;
+        for (int64_t wi = 0; wi < nw && (limit < 0 || emitted < limit); ++wi) {
+            const int64_t w = widths[wi];
+            for (int64_t p = 0; p + w <= k && (limit < 0 || emitted < limit); ++p) {
+                const uint8_t *key;
+                const int64_t len = join(scratch, tok_start, tok_len, p, w, (uint8_t)sep, buf,
+                                         &key);
+                const int64_t h = find_slot(blob, vstart, vlen, slot_id, cap, key, len);
+                out_ids[t++] = slot_id[h] >= 0 ? slot_id[h] : unknown;
+                ++emitted;
+            }
+        }
+        out_offsets[i + 1] = t;
     }
 }

@@ -1,5 +1,6 @@
-"""The vectorizer's compiled text kernels (``kernels.c``): standardization, token
-counting and vocabulary lookup over packed byte buffers, called through ``ctypes``.
+"""The vectorizer's compiled text kernels (``kernels.c``): standardization, whitespace
+tokens and n-grams, their counting and vocabulary lookup over packed byte buffers, called
+through ``ctypes``.
 
 No torch: the text engine depends on NumPy and Arrow only.  Without a C compiler
 :func:`available` is false and :class:`~embeddings.text.TextVectorization` uses its
@@ -11,14 +12,17 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+import pyarrow as pa
 
 from embeddings.native import NativeLibrary
 
 LIBRARY = NativeLibrary(Path(__file__).with_name("kernels.c"), {
     "standardize": ("ppippm", None),
-    "count_tokens": ("ppipppi", "i"),
+    "count_ngrams": ("ppimpimpipippppp", "i"),
+    "rehash": ("pipi", None),
     "build_vocab_table": ("pppipi", None),
     "encode": ("ppimppppipip", None),
+    "encode_ngrams": ("ppimpimppppiiipppppp", None),
 })
 
 # Bits of the ``standardize`` kernel's mode, per built-in standardization.
@@ -54,26 +58,75 @@ def standardize(texts: list[bytes], mode: str) -> tuple[np.ndarray, np.ndarray]:
     return out[: out_offsets[-1]], out_offsets
 
 
-def count_tokens(data: np.ndarray, offsets: np.ndarray) -> tuple[np.ndarray, np.ndarray,
-                                                                np.ndarray]:
-    """Count the whitespace-separated tokens of packed texts (``bytes.split()`` rules).
+class _Scratch:
+    """Buffers for one standardized text of the batch at a time (its bytes, its tokens,
+    one n-gram), sized for the longest text."""
+
+    def __init__(self, offsets: np.ndarray, widths: tuple[int, ...]) -> None:
+        longest = int(np.diff(offsets).max(initial=0)) + 1
+        self.text = np.empty(longest, dtype=np.uint8)
+        self.ngram = np.empty(longest + max(widths), dtype=np.uint8)
+        self.starts = np.empty(longest // 2 + 1, dtype=np.int64)
+        self.lengths = np.empty(longest // 2 + 1, dtype=np.int64)
+
+    def args(self) -> tuple[int, int, int, int]:
+        return (self.text.ctypes.data, self.ngram.ctypes.data, self.starts.ctypes.data,
+                self.lengths.ctypes.data)
+
+
+class _CountTable:
+    """The n-gram table of :func:`count_ngrams`: the arena of n-gram bytes and ``(cap, 6)``
+    int64 slots (start, length, count, documents, last text, hash; start -1: empty)."""
+
+    def __init__(self, capacity: int, arena: np.ndarray) -> None:
+        self.capacity = capacity
+        self.arena = arena
+        self.slots = np.full((capacity, 6), -1, dtype=np.int64)
+
+    def grown(self) -> _CountTable:
+        """A table four times larger holding the same n-grams."""
+        bigger = _CountTable(self.capacity * 4, self.arena)
+        LIBRARY.call("rehash", self.slots.ctypes.data, self.capacity, bigger.slots.ctypes.data,
+                     bigger.capacity)
+        return bigger
+
+
+def count_ngrams(texts: list[bytes], mode: str, widths: tuple[int, ...], separator: bytes
+                 ) -> tuple[pa.Array, np.ndarray, np.ndarray]:
+    """Count the n-grams of ``texts`` (standardized with ``mode``, split on whitespace, the
+    tokens of an n-gram joined by the one byte ``separator``).
 
     Returns:
-        tuple[np.ndarray, np.ndarray, np.ndarray]: start, length and count of each
-        distinct token (starts index ``data``), in no particular order.
+        tuple[pa.Array, np.ndarray, np.ndarray]: each distinct n-gram (a ``large_binary``
+        array, in no particular order), its number of occurrences and the number of
+        texts holding it.
     """
-    n = len(offsets) - 1
-    capacity = 1 << 18
+    data, offsets = _pack(texts)
+    scratch = _Scratch(offsets, widths)
+    width = np.asarray(widths, dtype=np.int64)
+    table = _CountTable(1 << 16, np.empty(max(1 << 16, len(data) // 2), dtype=np.uint8))
+    state = np.zeros(5, dtype=np.int64)  # resume at (text, width, position); distinct; used
     while True:
-        start = np.full(capacity, -1, dtype=np.int64)
-        length = np.zeros(capacity, dtype=np.int64)
-        count = np.zeros(capacity, dtype=np.int64)
-        found = LIBRARY.call("count_tokens", data.ctypes.data, offsets.ctypes.data, n,
-                             start.ctypes.data, length.ctypes.data, count.ctypes.data, capacity)
-        if found >= 0:
-            used = start >= 0
-            return start[used], length[used], count[used]
-        capacity *= 4
+        status = LIBRARY.call("count_ngrams", data.ctypes.data, offsets.ctypes.data, len(texts),
+                              STANDARDIZE_BITS[mode], width.ctypes.data, len(widths),
+                              ord(separator), table.arena.ctypes.data, len(table.arena),
+                              table.slots.ctypes.data, table.capacity, *scratch.args(),
+                              state.ctypes.data)
+        if status == 0:
+            break
+        if status == -1:
+            table = table.grown()
+        else:  # slots hold offsets into the arena, so a larger copy keeps them valid
+            table.arena = np.concatenate([table.arena, np.empty(3 * len(table.arena),
+                                                                dtype=np.uint8)])
+    start, count, documents = table.slots[:, 0], table.slots[:, 2], table.slots[:, 3]
+    used = np.nonzero(start >= 0)[0]
+    order = used[np.argsort(start[used])]  # the arena holds the n-grams in this order
+    bounds = np.append(start[order], state[4])
+    grams = pa.LargeBinaryArray.from_buffers(pa.large_binary(), len(order),
+                                             [None, pa.py_buffer(bounds),
+                                              pa.py_buffer(table.arena[:state[4]])])
+    return grams, count[order], documents[order]
 
 
 class VocabularyTable:
@@ -101,3 +154,29 @@ def encode(texts: list[bytes], mode: str, table: VocabularyTable, length: int) -
                  table.lengths.ctypes.data, table.slots.ctypes.data, table.capacity,
                  out.ctypes.data, length, scratch.ctypes.data)
     return out
+
+
+def encode_ngrams(texts: list[bytes], mode: str, table: VocabularyTable, widths: tuple[int, ...],
+                  separator: bytes, unknown: int, limit: int | None
+                  ) -> tuple[np.ndarray, np.ndarray]:
+    """Standardize, split and look up the n-grams of ``texts`` (width by width, left to
+    right), at most ``limit`` per text.
+
+    Returns:
+        tuple[np.ndarray, np.ndarray]: the int64 ids (``unknown`` for n-grams not in the
+        table) and the ``(n + 1,)`` offsets of each text's ids among them.
+    """
+    data, offsets = _pack(texts)
+    scratch = _Scratch(offsets, widths)
+    width = np.asarray(widths, dtype=np.int64)
+    tokens = (np.diff(offsets) + 1) // 2  # (n,): at most this many tokens per text
+    room = len(widths) * tokens if limit is None else np.minimum(len(widths) * tokens, limit)
+    ids = np.empty(max(1, int(room.sum())), dtype=np.int64)
+    out_offsets = np.empty(len(texts) + 1, dtype=np.int64)
+    LIBRARY.call("encode_ngrams", data.ctypes.data, offsets.ctypes.data, len(texts),
+                 STANDARDIZE_BITS[mode], width.ctypes.data, len(widths), ord(separator),
+                 table.blob.ctypes.data,
+                 table.starts.ctypes.data, table.lengths.ctypes.data, table.slots.ctypes.data,
+                 table.capacity, unknown, -1 if limit is None else limit, ids.ctypes.data,
+                 out_offsets.ctypes.data, *scratch.args())
+    return ids[: out_offsets[-1]], out_offsets

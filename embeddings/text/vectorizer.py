@@ -1,21 +1,18 @@
-"""``TextVectorization``: Keras's layer rebuilt on raw bytes, with no TensorFlow.
+"""``TextVectorization``: Keras 3's layer rebuilt on raw bytes, with no TensorFlow.
 
-TensorFlow's string ops work on bytes and never decode UTF-8, so every rule
-here is a byte rule (``PARITY.md`` sections 1-5):
+Every constructor argument and method of ``keras.layers.TextVectorization`` is here with
+TensorFlow's semantics (``PARITY.md`` sections 1-5 and 11): standardize, split, n-grams,
+``adapt`` (counts, ties, ``max_tokens``, document frequencies) and the ``int``,
+``multi_hot``, ``count``, ``tf_idf`` and ``one_hot`` outputs.  Outputs are NumPy arrays
+of TensorFlow's dtypes: int64 for ids, multi-hot and counts, float32 for TF-IDF; callers
+convert at their boundary (``torch.from_numpy``, or :mod:`embeddings.layers` for a Keras
+layer on any backend).
 
-* lowercasing maps only ``A``-``Z``; other bytes, UTF-8 or not, are unchanged;
-* ``"tutorial"`` standardization lowercases, replaces ``<br />`` with a space,
-  then deletes the 32 ASCII punctuation bytes;
-* ``"whitespace"`` splitting splits on runs of `` \\t\\n\\v\\f\\r`` only;
-* ``adapt`` orders the vocabulary by count, then by token bytes, both
-  descending, after ``''`` (padding, id 0) and ``'[UNK]'`` (id 1);
-* ``int`` output keeps the first ``output_sequence_length`` tokens and pads
-  with zeros on the right.
-
-Text can be given as ``str`` or ``bytes``; a ``str`` is encoded as UTF-8 with
-``surrogateescape``, so bytes decoded that way come back unchanged.  Outputs are NumPy
-int64 arrays: the engine imports no torch, Keras or TensorFlow (callers convert at
-their boundary, e.g. ``torch.from_numpy``).
+Without TensorFlow: ``ragged=True`` returns a list of int64 arrays, one per text;
+``sparse=True`` is refused (there is no sparse tensor to return); ``encoding`` names how
+bytes are decoded for ``get_vocabulary`` and for callables (``str`` inputs are encoded as
+UTF-8, as TensorFlow encodes them).  ``standardize="tutorial"`` is the tutorial's custom
+standardization (lowercase, ``<br />`` to a space, strip punctuation).
 
 >>> vec = TextVectorization(max_tokens=10, output_sequence_length=5)
 >>> vec.adapt(["a b c d e f g"])
@@ -26,348 +23,569 @@ their boundary, e.g. ``torch.from_numpy``).
 from __future__ import annotations
 
 import os
-import string
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from embeddings.text import native
-
-TextLike = str | bytes
-Standardizer = Callable[[bytes], bytes | str]
-Splitter = Callable[[bytes], Sequence[bytes | str]]
+from embeddings.text import native, tokens
+from embeddings.text import vocabulary as vocab_lib
+from embeddings.text.tokens import (
+    SPLIT_MODES,
+    STANDARDIZE_MODES,
+    Rows,
+    TextLike,
+    Texts,
+    as_texts,
+)
+from embeddings.text.vocabulary import OOV_TOKEN, PAD_TOKEN, Counts
 
 T = TypeVar("T")
-
-PAD_TOKEN = ""
-OOV_TOKEN = "[UNK]"
-STANDARDIZE_MODES = ("tutorial", "lower_and_strip_punctuation", "lower", "strip_punctuation")
-SPLIT_MODES = ("whitespace", "character")
-
-_LOWER = bytes.maketrans(string.ascii_uppercase.encode(), string.ascii_lowercase.encode())
-_PUNCTUATION = string.punctuation.encode()  # the 32 bytes of the tutorial's regex class
+OUTPUT_MODES = ("int", "multi_hot", "count", "tf_idf", "one_hot")
+_ALIASES = {"binary": "multi_hot", "tf-idf": "tf_idf"}  # Keras's deprecated names
 _THREADS = max(1, min(4, os.cpu_count() or 1))
 _MIN_CHUNK = 2048  # texts per thread below which one thread is faster
+ASSET_VOCABULARY = "vocabulary.txt"
 
 
-def _tutorial(b: bytes) -> bytes:
-    return b.translate(_LOWER).replace(b"<br />", b" ").translate(None, _PUNCTUATION)
+def _chunks(texts: list[bytes]) -> list[list[bytes]]:
+    """``texts`` cut into one consecutive chunk per thread (one below 2,048 texts each)."""
+    n = max(1, min(_THREADS, len(texts) // _MIN_CHUNK))
+    bounds = [len(texts) * i // n for i in range(n + 1)]
+    return [texts[bounds[i]:bounds[i + 1]] for i in range(n)]
 
 
-def _lower_and_strip(b: bytes) -> bytes:
-    return b.translate(_LOWER, _PUNCTUATION)
+def _per_chunk(fn: Callable[[list[bytes]], T], texts: list[bytes]) -> list[T]:
+    """Run ``fn`` on each of :func:`_chunks`, on threads (Arrow and the compiled kernels
+    release the GIL)."""
+    chunks = _chunks(texts)
+    if len(chunks) == 1:
+        return [fn(chunks[0])]
+    with ThreadPoolExecutor(max_workers=len(chunks)) as pool:
+        return list(pool.map(fn, chunks))
 
 
-def _lower(b: bytes) -> bytes:
-    return b.translate(_LOWER)
-
-
-def _strip(b: bytes) -> bytes:
-    return b.translate(None, _PUNCTUATION)
-
-
-# The built-in standardizations as byte formulas (PARITY.md sections 1-2): TensorFlow's
-# lowercasing maps only A-Z, and its RE2 punctuation class matches exactly the 32 ASCII
-# punctuation bytes, never a byte of invalid UTF-8.
-_STANDARDIZERS: dict[str, Callable[[bytes], bytes]] = {
-    "tutorial": _tutorial,
-    "lower_and_strip_punctuation": _lower_and_strip,
-    "lower": _lower,
-    "strip_punctuation": _strip,
-}
-
-
-def _to_bytes(text: TextLike) -> bytes:
-    if isinstance(text, bytes):
-        return text
-    if isinstance(text, str):
-        return text.encode("utf-8", "surrogateescape")
-    raise TypeError(f"texts must be str or bytes. Received: a {type(text).__name__}: {text!r:.80}")
-
-
-def _as_strings(items: list[bytes]) -> pa.Array:
-    """Bytes as an Arrow string array without UTF-8 validation (TF never decodes)."""
-    return pa.array(items, pa.large_binary()).view(pa.large_string())
-
-
-def _characters(b: bytes) -> list[bytes]:
-    """``tf.strings.unicode_split(x, 'UTF-8')``: one token per code point, U+FFFD for bad bytes."""
-    return [c.encode() for c in b.decode("utf-8", "replace")]
+def _check_mode(name: str, value: object, modes: tuple[str, ...]) -> None:
+    if value is None or callable(value) or value in modes:
+        return
+    raise ValueError(f"{name} must be one of {modes}, None or a callable. "
+                     f"Received: {name}={value!r}")
 
 
 class TextVectorization:
-    """Turn texts into padded integer sequences, exactly as Keras's layer does on TensorFlow.
+    """Turn texts into token ids or token-count vectors, exactly as Keras does on TensorFlow.
 
     Args:
-        max_tokens (int | None): vocabulary size including ``''`` and ``'[UNK]'``;
-            ``None`` keeps every token. Default: ``None``.
-        standardize (str | Callable | None): ``"tutorial"`` (the tutorial's custom
-            standardization), ``"lower_and_strip_punctuation"``, ``"lower"``,
-            ``"strip_punctuation"``, ``None``, or a callable from bytes to bytes or str.
+        max_tokens (int | None): vocabulary size including the special ids (``''`` and
+            ``'[UNK]'`` in ``int`` mode, ``'[UNK]'`` otherwise); ``None`` keeps every
+            token. Default: ``None``.
+        standardize (str | Callable | None): ``"lower_and_strip_punctuation"``,
+            ``"lower"``, ``"strip_punctuation"``, ``"tutorial"``, ``None``, or a callable
+            from a NumPy array of ``str`` to strings of the same shape.
             Default: ``"lower_and_strip_punctuation"``.
-        split (str | Callable | None): ``"whitespace"``, ``"character"``, ``None``
-            (the whole text is one token) or a callable from bytes to a token list.
-            Default: ``"whitespace"``.
-        output_mode (str): only ``"int"``. Default: ``"int"``.
-        output_sequence_length (int | None): pad or truncate every sequence to this
-            length; ``None`` pads to the longest text of each call. Default: ``None``.
-        vocabulary (Sequence[str | bytes] | str | os.PathLike | None): a token list or
-            a file with one token per line; see :meth:`set_vocabulary`. Default: ``None``.
+        split (str | Callable | None): ``"whitespace"``, ``"character"``, ``None`` (each
+            string is a token), or a callable from a 1-D NumPy array of ``str`` to one
+            token list per string. Default: ``"whitespace"``.
+        ngrams (int | tuple[int, ...] | None): ``n`` makes 1- to n-grams; a tuple makes
+            those widths. Default: ``None``.
+        output_mode (str): ``"int"``, ``"multi_hot"``, ``"count"``, ``"tf_idf"`` or
+            ``"one_hot"`` (``split=None`` only). Default: ``"int"``.
+        output_sequence_length (int | None): ``int`` mode: pad or truncate to this
+            length; ``None`` pads to the longest row. Default: ``None``.
+        pad_to_max_tokens (bool): other modes: make the last axis ``max_tokens`` long.
+            Default: ``False``.
+        vocabulary (Sequence | str | os.PathLike | None): tokens, or a file with one per
+            line; see :meth:`set_vocabulary`. Default: ``None``.
+        idf_weights (Sequence[float] | np.ndarray | None): ``tf_idf`` weights for
+            ``vocabulary``. Default: ``None``.
+        sparse (bool): refused: needs TensorFlow's ``SparseTensor``. Default: ``False``.
+        ragged (bool): ``int`` mode: return one int64 array per text. Default: ``False``.
+        encoding (str): how bytes are decoded for ``get_vocabulary`` and callables.
+            Default: ``"utf-8"``.
 
     Raises:
-        ValueError: an unknown mode or a bad size (the message names it).
+        ValueError: a bad argument or combination (the message names it).
     """
 
     def __init__(
         self,
         max_tokens: int | None = None,
-        standardize: str | Standardizer | None = "lower_and_strip_punctuation",
-        split: str | Splitter | None = "whitespace",
+        standardize: str | Callable[..., Any] | None = "lower_and_strip_punctuation",
+        split: str | Callable[..., Any] | None = "whitespace",
+        ngrams: int | tuple[int, ...] | None = None,
         output_mode: str = "int",
         output_sequence_length: int | None = None,
-        vocabulary: Sequence[TextLike] | str | os.PathLike[str] | None = None,
+        pad_to_max_tokens: bool = False,
+        vocabulary: Sequence[TextLike] | np.ndarray | str | os.PathLike[str] | None = None,
+        idf_weights: Sequence[float] | np.ndarray | None = None,
+        sparse: bool = False,
+        ragged: bool = False,
+        encoding: str = "utf-8",
+        vocabulary_size: int | None = None,
     ) -> None:
-        if max_tokens is not None and max_tokens < 3:
-            raise ValueError(
-                "max_tokens must be None or at least 3 ('' and '[UNK]' count). "
-                f"Received: max_tokens={max_tokens}"
-            )
-        if isinstance(standardize, str) and standardize not in STANDARDIZE_MODES:
-            raise ValueError(
-                f"standardize must be one of {STANDARDIZE_MODES}, None or a callable. "
-                f"Received: standardize={standardize!r}"
-            )
-        if isinstance(split, str) and split not in SPLIT_MODES:
-            raise ValueError(
-                f"split must be one of {SPLIT_MODES}, None or a callable. Received: split={split!r}"
-            )
-        if output_mode != "int":
-            raise ValueError(
-                f"Only output_mode='int' is supported. Received: output_mode={output_mode!r}"
-            )
-        if output_sequence_length is not None and output_sequence_length < 1:
-            raise ValueError(
-                "output_sequence_length must be None or at least 1. "
-                f"Received: output_sequence_length={output_sequence_length}"
-            )
+        output_mode = _ALIASES.get(output_mode, output_mode)
+        self._check_arguments(max_tokens, standardize, split, ngrams, output_mode,
+                              output_sequence_length, pad_to_max_tokens, idf_weights, sparse,
+                              ragged)
         self.max_tokens = max_tokens
         self.standardize = standardize
         self.split = split
+        self.ngrams = ngrams
+        self._widths = tuple(range(1, ngrams + 1)) if isinstance(ngrams, int) else ngrams
         self.output_mode = output_mode
         self.output_sequence_length = output_sequence_length
+        self.pad_to_max_tokens = pad_to_max_tokens
+        self.sparse = sparse
+        self.ragged = ragged
+        self.encoding = tokens.check_encoding(encoding)
+        # int mode reserves id 0 for '' (padding) and 1 for '[UNK]'; the others only id 0.
+        self._specials = [PAD_TOKEN.encode(), OOV_TOKEN.encode()] if output_mode == "int" \
+            else [OOV_TOKEN.encode()]
+        self._frozen_size = vocabulary_size
+        self._input_vocabulary = None if isinstance(vocabulary, (str, os.PathLike)) else \
+            vocabulary
+        self._input_idf_weights = idf_weights
+        self._has_input_vocabulary = vocabulary is not None
+        self._counts: Counts | None = None
+        self._learned: list[bytes] = []
+        self._has_vocabulary = False  # TensorFlow's lookup table starts uninitialized
+        self.idf_weights: np.ndarray | None = None
+        self._index: pa.Array = pa.array([], pa.large_binary())
         self._table: native.VocabularyTable | None = None
-        self._set_tokens([PAD_TOKEN.encode(), OOV_TOKEN.encode()])
+        if output_mode == "tf_idf" and vocabulary is not None and idf_weights is None:
+            raise ValueError("In tf_idf mode a vocabulary needs its idf_weights too. "
+                             "Received: idf_weights=None")
         if vocabulary is not None:
-            self.set_vocabulary(vocabulary)
-
-    # -- text to tokens ------------------------------------------------------
-    def _token_lists(self, texts: list[TextLike], limit: int | None = None) -> pa.Array:
-        """Tokens of each text as an Arrow list array of (unvalidated) strings.
-
-        With ``limit``, each list holds at least the first ``limit`` tokens (the
-        rest may be left unsplit).  Built-in standardization and whitespace
-        splitting run in Arrow's C++ kernels; whitespace there is exactly
-        Python's ``bytes.split()`` six bytes.
-        """
-        if self.standardize is None:
-            docs = _as_strings([_to_bytes(t) for t in texts])
-        elif isinstance(self.standardize, str) and native.available():
-            data, offsets = native.standardize([_to_bytes(t) for t in texts], self.standardize)
-            docs = pa.LargeStringArray.from_buffers(len(offsets) - 1, pa.py_buffer(offsets),
-                                                    pa.py_buffer(data))
-        elif isinstance(self.standardize, str):
-            standardize = _STANDARDIZERS[self.standardize]
-            docs = _as_strings([standardize(_to_bytes(t)) for t in texts])
-        else:
-            docs = _as_strings([_to_bytes(self.standardize(_to_bytes(t))) for t in texts])
-        if self.split == "whitespace":
-            docs = pc.ascii_trim_whitespace(docs)  # else leading/trailing runs give '' tokens
-            return pc.ascii_split_whitespace(docs, max_splits=limit)
-        standardized = docs.view(pa.large_binary()).to_pylist()
-        if self.split is None:
-            lists = [[b] for b in standardized]
-        elif self.split == "character":
-            lists = [_characters(b) for b in standardized]
-        else:
-            lists = [[_to_bytes(t) for t in self.split(b)] for b in standardized]  # type: ignore[operator]
-        return pa.array(lists, pa.large_list(pa.large_binary())).view(
-            pa.large_list(pa.large_string())
-        )
+            self.set_vocabulary(vocabulary, idf_weights)
+        self.reset_state()
 
     @staticmethod
-    def _per_chunk(fn: Callable[[list[TextLike]], T], texts: list[TextLike]) -> list[T]:
-        """Run ``fn`` on consecutive chunks of ``texts``, on threads (Arrow releases the GIL)."""
-        n = max(1, min(_THREADS, len(texts) // _MIN_CHUNK))
-        bounds = [len(texts) * i // n for i in range(n + 1)]
-        chunks = [texts[bounds[i]:bounds[i + 1]] for i in range(n)]
-        if n == 1:
-            return [fn(chunks[0])]
-        with ThreadPoolExecutor(max_workers=n) as pool:
-            return list(pool.map(fn, chunks))
+    def _check_arguments(max_tokens: int | None, standardize: object, split: object,
+                         ngrams: object, output_mode: str, output_sequence_length: int | None,
+                         pad_to_max_tokens: bool, idf_weights: object, sparse: bool,
+                         ragged: bool) -> None:
+        if max_tokens is not None and (isinstance(max_tokens, bool) or
+                                       not isinstance(max_tokens, int) or max_tokens <= 1):
+            raise ValueError(f"max_tokens must be None or an integer above 1. "
+                             f"Received: max_tokens={max_tokens!r}")
+        _check_mode("standardize", standardize, STANDARDIZE_MODES)
+        _check_mode("split", split, SPLIT_MODES)
+        if output_mode not in OUTPUT_MODES:
+            raise ValueError(f"output_mode must be one of {OUTPUT_MODES}. "
+                             f"Received: output_mode={output_mode!r}")
+        widths = (ngrams,) if isinstance(ngrams, int) else ngrams
+        if ngrams is not None and not (
+                isinstance(widths, tuple) and widths and
+                all(isinstance(w, int) and not isinstance(w, bool) and w >= 1 for w in widths)):
+            raise ValueError("ngrams must be None, an integer of at least 1, or a non-empty "
+                             f"tuple of them. Received: ngrams={ngrams!r}")
+        if output_sequence_length is not None:
+            if output_mode != "int":
+                raise ValueError("`output_sequence_length` must not be set if `output_mode` "
+                                 "is not 'int'. Received: "
+                                 f"output_sequence_length={output_sequence_length!r}")
+            if isinstance(output_sequence_length, bool) or \
+                    not isinstance(output_sequence_length, int) or output_sequence_length < 1:
+                raise ValueError("output_sequence_length must be None or an integer of at "
+                                 f"least 1. Received: "
+                                 f"output_sequence_length={output_sequence_length!r}")
+        if pad_to_max_tokens and max_tokens is None:
+            raise ValueError("pad_to_max_tokens=True needs max_tokens. Received: "
+                             "max_tokens=None")
+        if idf_weights is not None and output_mode != "tf_idf":
+            raise ValueError("idf_weights may only be set in output_mode='tf_idf'. "
+                             f"Received: output_mode={output_mode!r}")
+        if sparse:
+            raise ValueError("sparse=True needs TensorFlow's SparseTensor; this engine returns "
+                             "dense NumPy arrays. Received: sparse=True")
+        if ragged and output_mode != "int":
+            raise ValueError("ragged=True works only with output_mode='int'. "
+                             f"Received: output_mode={output_mode!r}")
+        if output_mode == "one_hot" and split is not None:
+            raise ValueError("output_mode='one_hot' gives one vector per string, so it needs "
+                             f"split=None. Received: split={split!r}")
+
+    # -- configuration -------------------------------------------------------
+    def get_config(self) -> dict[str, Any]:
+        """Keras's configuration keys (callables as given; ``vocabulary`` only as passed
+        to the constructor as a list, never a file's or a learned one)."""
+        def listify(value: Any) -> Any:
+            return value.tolist() if isinstance(value, np.ndarray) else \
+                list(value) if isinstance(value, tuple) else value
+
+        return {
+            "max_tokens": self.max_tokens,
+            "standardize": self.standardize,
+            "split": self.split,
+            "ngrams": self.ngrams,
+            "output_mode": self.output_mode,
+            "output_sequence_length": self.output_sequence_length,
+            "pad_to_max_tokens": self.pad_to_max_tokens,
+            "sparse": self.sparse,
+            "ragged": self.ragged,
+            "vocabulary": listify(self._input_vocabulary),
+            "idf_weights": listify(self._input_idf_weights),
+            "encoding": self.encoding,
+            "vocabulary_size": self.vocabulary_size(),
+        }
+
+    @classmethod
+    def from_config(cls, config: dict[str, Any]) -> TextVectorization:
+        """A vectorizer from :meth:`get_config`'s dictionary (a list ``ngrams`` is a tuple)."""
+        config = dict(config)
+        if isinstance(config.get("ngrams"), list):
+            config["ngrams"] = tuple(config["ngrams"])
+        return cls(**config)
+
+    # -- text to rows of tokens -----------------------------------------------
+    def _rows(self, texts: Texts) -> Rows:
+        standardized = tokens.standardize(texts, self.standardize, self.encoding)
+        rows = tokens.split(texts, standardized, self.split, self.encoding)
+        return tokens.ngrams(rows, self._widths) if self._widths else rows
+
+    def _compiled(self, texts: Texts) -> str | None:
+        """The compiled kernels' standardization mode, when they can do this work: built-in
+        standardization, whitespace split, texts of shape ``()``, ``(N,)`` or ``(N, 1)``."""
+        if self.split == "whitespace" and not callable(self.standardize) and \
+                (len(texts.shape) < 2 or texts.shape[1] == 1) and native.available():
+            return self.standardize or "none"
+        return None
 
     # -- vocabulary ----------------------------------------------------------
-    def adapt(self, texts: Iterable[TextLike]) -> None:
-        """Learn the vocabulary from ``texts``.
+    def reset_state(self) -> None:
+        """Forget counts gathered by :meth:`update_state` (the vocabulary stays)."""
+        self._counts = Counts(documents=self.output_mode == "tf_idf")
 
-        Counts every token, drops ``''`` and ``'[UNK]'``, and keeps the
-        ``max_tokens - 2`` most frequent, ties broken by descending token bytes.
-        """
-        texts = list(texts)
-        if self.split == "whitespace" and not callable(self.standardize) and \
-                native.available():
-            learned = self._adapt_compiled(texts)
-        else:
-            learned = self._adapt_arrow(texts)
-        self._set_tokens([PAD_TOKEN.encode(), OOV_TOKEN.encode()] + learned)
+    def update_state(self, data: Any) -> None:
+        """Count the tokens of one batch, as Keras's ``update_state`` does: a 1-D batch
+        is one document when ``split=None``."""
+        if self._has_input_vocabulary:
+            raise ValueError("Cannot adapt after setting a vocabulary in the constructor; "
+                             "make a new TextVectorization without `vocabulary` to adapt.")
+        texts = as_texts(data)
+        counts = self._counts
+        assert counts is not None
+        mode = self._compiled(texts)
+        if mode is not None:
+            widths, separator = self._widths or (1,), tokens.NGRAM_SEPARATOR
+            parts = _per_chunk(lambda c: native.count_ngrams(c, mode, widths, separator),
+                               texts.flat)
+            for chunk, (found, occurrences, documents) in zip(_chunks(texts.flat), parts,
+                                                                strict=True):
+                counts.add_counted(found, occurrences, documents, len(chunk))
+            return
+        if len(texts.shape) >= 1 and self.split is not None:  # split rows on threads
+            for rows in _per_chunk(lambda c: self._rows(Texts(c, (len(c), *texts.shape[1:]))),
+                                   texts.flat):
+                counts.add_rows(rows)
+            return
+        counts.add_rows(self._rows(texts))
 
-    def _adapt_compiled(self, texts: list[TextLike]) -> list[bytes]:
-        """Standardize and count in the compiled kernels (a chunk per thread), merge the
-        chunks' counts, and rank only the tokens that can enter the vocabulary."""
-        mode = self.standardize if isinstance(self.standardize, str) else "none"
+    def finalize_state(self) -> None:
+        """Turn the counts into the vocabulary (and IDF weights in ``tf_idf`` mode)."""
+        assert self._counts is not None
+        if self._has_input_vocabulary or self._counts.empty():
+            return
+        start = len(self._specials)
+        limit = None if self.max_tokens is None else self.max_tokens - start
+        learned, documents = self._counts.ranked(limit)
+        if not learned and (limit is None or limit > 0):
+            raise ValueError("adapt found no token besides '' and '[UNK]' (TensorFlow fails "
+                             "here too): adapt on texts that hold words.")
+        self._set_learned(learned)
+        if documents is not None:
+            weights = vocab_lib.inverse_document_frequency(documents,
+                                                           self._counts.num_documents)
+            back = self.max_tokens - start - len(weights) if self.pad_to_max_tokens and \
+                self.max_tokens is not None else 0
+            self.idf_weights = np.concatenate([
+                np.full(start, vocab_lib.oov_weight(weights), np.float32), weights,
+                np.zeros(max(0, back), np.float32)])
+        self.reset_state()
 
-        def count(chunk: list[TextLike]) -> tuple[list[bytes], list[int]]:
-            data, offsets = native.standardize([_to_bytes(t) for t in chunk], mode)
-            starts, lengths, counts = native.count_tokens(data, offsets)
-            raw = data.tobytes()
-            return ([raw[s:s + n] for s, n in zip(starts.tolist(), lengths.tolist(),
-                                                   strict=True)], counts.tolist())
-
-        parts = self._per_chunk(count, texts)
-        totals = dict(zip(*parts[0], strict=True))
-        for tokens, counts in parts[1:]:
-            for token, c in zip(tokens, counts, strict=True):
-                totals[token] = totals.get(token, 0) + c
-        totals.pop(OOV_TOKEN.encode(), None)
-        wanted = len(totals) if self.max_tokens is None else self.max_tokens - 2
-        values = np.fromiter(totals.values(), dtype=np.int64, count=len(totals))
-        floor = 0
-        if wanted < len(values):  # only tokens counted as often as the wanted-th can enter
-            floor = int(np.partition(values, len(values) - wanted)[len(values) - wanted])
-        ranked = sorted(((c, t) for t, c in totals.items() if c >= floor), reverse=True)
-        return [t for _, t in ranked[:wanted]]  # count descending, then bytes descending
-
-    def _encode_compiled(self, batch: list[TextLike], length: int) -> np.ndarray:
-        """Standardize, split and look up in one compiled pass per chunk (a chunk per thread),
-        reading only as much of each text as its first ``length`` tokens need."""
-        if self._table is None:
-            self._table = native.VocabularyTable(self._tokens)
-        table = self._table
-        mode = self.standardize if isinstance(self.standardize, str) else "none"
-        parts = self._per_chunk(
-            lambda chunk: native.encode([_to_bytes(t) for t in chunk], mode, table, length),
-            batch)
-        return np.concatenate(parts) if parts else np.zeros((0, length), dtype=np.int64)
-
-    def _adapt_arrow(self, texts: list[TextLike]) -> list[bytes]:
-        """Count with Arrow's kernels, on threads (any split and standardization)."""
-        def count(chunk: list[TextLike]) -> pa.StructArray:
-            return pc.value_counts(pc.list_flatten(self._token_lists(chunk)))
-
-        parts = self._per_chunk(count, texts)
-        table = pa.table({
-            "token": pa.chunked_array([p.field("values").view(pa.large_binary()) for p in parts]),
-            "count": pa.chunked_array([p.field("counts") for p in parts]),
-        })
-        if len(parts) > 1:  # the same token counted in several chunks
-            summed = table.group_by("token").aggregate([("count", "sum")])
-            table = pa.table({"token": summed["token"], "count": summed["count_sum"]})
-        specials = pa.array([PAD_TOKEN.encode(), OOV_TOKEN.encode()], pa.large_binary())
-        table = table.filter(pc.invert(pc.is_in(table["token"], value_set=specials)))
-        order = pc.sort_indices(table, sort_keys=[("count", "descending"), ("token", "descending")])
-        if self.max_tokens is not None:
-            order = order[: self.max_tokens - 2]
-        return list(table["token"].take(order).to_pylist())
-
-    def set_vocabulary(self, vocabulary: Sequence[TextLike] | str | os.PathLike[str]) -> None:
-        """Use a given vocabulary instead of learning one.
+    def adapt(self, data: Any, batch_size: int | None = None, steps: int | None = None) -> None:
+        """Learn the vocabulary (and document frequencies) from ``data``.
 
         Args:
-            vocabulary (Sequence[str | bytes] | str | os.PathLike): tokens in id order,
-                or a UTF-8 file with one per line.  If it does not start with ``''``
-                and ``'[UNK]'`` they are put in front, as Keras does.
+            data: a list, tuple or NumPy array of strings (or of 1-string rows), a
+                ``datasets`` column or other sequence (read like a list), or an iterable
+                of batches such as a generator.
+            batch_size (int | None): read a list or array this many strings at a time
+                (the result does not change). Default: ``None`` (all at once).
+            steps (int | None): read at most this many batches. Default: ``None``.
 
         Raises:
-            ValueError: duplicate tokens, ``''`` or ``'[UNK]'`` out of place, or more
-                than ``max_tokens`` tokens.
+            ValueError: a vocabulary was given to the constructor, or ``data`` is a
+                ``datasets.Dataset`` (pass one of its columns).
         """
-        if isinstance(vocabulary, (str, os.PathLike)):
-            lines = Path(vocabulary).read_bytes().split(b"\n")
-            tokens = lines[:-1] if lines and lines[-1] == b"" else lines
-        else:
-            tokens = [_to_bytes(t) for t in vocabulary]
-        specials = [PAD_TOKEN.encode(), OOV_TOKEN.encode()]
-        if tokens[:2] != specials:
-            if any(t in specials for t in tokens):
-                raise ValueError(
-                    "vocabulary may hold '' and '[UNK]' only as its first two tokens, in that "
-                    "order, or not at all (they are then added). Received: vocabulary starting "
-                    f"{[t.decode('utf-8', 'replace') for t in tokens[:5]]}"
-                )
-            tokens = specials + tokens
-        if len(set(tokens)) != len(tokens):
-            seen: set[bytes] = set()
-            dup = next(t for t in tokens if t in seen or seen.add(t))  # type: ignore[func-returns-value]
-            raise ValueError(f"vocabulary has a repeated token. Received: token={dup!r}")
-        if self.max_tokens is not None and len(tokens) > self.max_tokens:
-            raise ValueError(
-                f"vocabulary has {len(tokens)} tokens, more than max_tokens={self.max_tokens}. "
-                "Raise max_tokens or pass a shorter vocabulary."
-            )
-        self._set_tokens(tokens)
+        for name, value in (("batch_size", batch_size), ("steps", steps)):
+            if value is not None and (isinstance(value, bool) or not isinstance(value, int)
+                                      or value < 1):
+                raise ValueError(f"{name} must be None or a positive integer. "
+                                 f"Received: {name}={value!r}")
+        self.reset_state()
+        for batch in self._batches(data, batch_size, steps):
+            self.update_state(batch)
+        self.finalize_state()
 
-    def _set_tokens(self, tokens: list[bytes]) -> None:
-        self._tokens = tokens
-        self._vocab_array = pa.array(tokens, pa.large_binary()).view(pa.large_string())
+    @staticmethod
+    def _batches(data: Any, batch_size: int | None, steps: int | None) -> Iterator[Any]:
+        if type(data).__name__ in ("Dataset", "IterableDataset") and \
+                hasattr(data, "column_names"):
+            raise ValueError("adapt reads texts, not a datasets.Dataset of rows: pass its "
+                             f"text column, e.g. ds['text']. Received: columns "
+                             f"{data.column_names}")
+        if isinstance(data, (str, bytes)) or not isinstance(data, Iterable):
+            yield data
+            return
+        is_array = isinstance(data, (list, tuple, np.ndarray, pa.Array, pa.ChunkedArray,
+                                     Sequence)) or (hasattr(data, "__len__") and
+                                                    hasattr(data, "__getitem__"))
+        if not is_array:  # an iterable of batches, each counted as Keras counts it
+            for i, batch in enumerate(data):
+                if steps is not None and i >= steps:
+                    return
+                yield batch
+            return
+        texts = as_texts(data if isinstance(data, (np.ndarray, list, tuple)) else list(data))
+        rows = np.asarray(texts.flat, dtype=object)
+        width = texts.shape[1] if len(texts.shape) == 2 else 1
+        rows = rows.reshape(-1, width)  # Keras adapts a 1-D array as (N, 1)
+        size = batch_size or max(1, len(rows))
+        for i, start in enumerate(range(0, max(1, len(rows)), size)):
+            if steps is not None and i >= steps:
+                return
+            yield rows[start:start + size]
+
+    def set_vocabulary(self, vocabulary: Sequence[TextLike] | np.ndarray | str |
+                       os.PathLike[str], idf_weights: Sequence[float] | np.ndarray | None =
+                       None) -> None:
+        """Use a given vocabulary (and IDF weights) instead of learning one.
+
+        Args:
+            vocabulary: tokens in id order (the special tokens first, or not at all: they
+                are then put in front), or a file path: one token per line, every line a
+                token after the special ids, as TensorFlow reads it.
+            idf_weights: ``tf_idf`` mode only (and then required): one weight per entry of
+                ``vocabulary``; the special ids get their average unless given.
+
+        Raises:
+            ValueError: see :func:`embeddings.text.vocabulary.check_tokens`, or the IDF
+                weights do not fit the mode or the vocabulary.
+        """
+        if self.output_mode == "tf_idf" and idf_weights is None:
+            raise ValueError("In tf_idf mode set_vocabulary needs idf_weights too. "
+                             "Received: idf_weights=None")
+        if self.output_mode != "tf_idf" and idf_weights is not None:
+            raise ValueError("idf_weights may only be set in output_mode='tf_idf'. "
+                             f"Received: output_mode={self.output_mode!r}")
+        start = len(self._specials)
+        if isinstance(vocabulary, (str, os.PathLike)):
+            if self.output_mode == "tf_idf":
+                raise ValueError("tf_idf mode cannot read its vocabulary from a file (Keras "
+                                 "refuses it too); pass a list and idf_weights.")
+            learned = vocabulary_file(vocabulary, self.max_tokens, start)
+            self._set_learned(learned)
+            return
+        items = vocabulary.tolist() if isinstance(vocabulary, np.ndarray) else list(vocabulary)
+        learned, found = vocab_lib.check_tokens(items, self._specials, self.max_tokens)
+        self._set_learned(learned)
+        if idf_weights is not None:
+            pad_to = self.max_tokens if self.pad_to_max_tokens else None
+            self.idf_weights = vocab_lib.given_idf(idf_weights, len(items), found, start, pad_to)
+
+    def _set_learned(self, learned: list[bytes]) -> None:
+        size = len(self._specials) + len(learned)
+        if self.output_mode != "int" and not self.pad_to_max_tokens and \
+                self._frozen_size is not None and self._frozen_size != size:
+            raise RuntimeError(
+                f"With output_mode={self.output_mode!r} and pad_to_max_tokens=False the "
+                f"vocabulary size is fixed once set: it was {self._frozen_size}, the new one "
+                f"is {size}. Make a new layer, or use pad_to_max_tokens=True.")
+        self._frozen_size = size
+        self._has_vocabulary = True
+        self._learned = learned
+        self._index = pa.array(learned, pa.large_binary())
         self._table = None  # built on the first compiled call
 
     def get_vocabulary(self, include_special_tokens: bool = True) -> list[str]:
-        """The tokens in id order, as str (bytes that are not UTF-8 use ``surrogateescape``)."""
-        tokens = self._tokens if include_special_tokens else self._tokens[2:]
-        return [t.decode("utf-8", "surrogateescape") for t in tokens]
+        """The tokens in id order, decoded with ``encoding`` (``surrogateescape`` for bytes
+        it cannot decode, so ``str.encode(encoding, "surrogateescape")`` gives them back)."""
+        found = (self._specials if include_special_tokens else []) + self._learned
+        return [t.decode(self.encoding, "surrogateescape") for t in found]
 
     def vocabulary_size(self) -> int:
-        """Number of ids, ``''`` and ``'[UNK]'`` included."""
-        return len(self._tokens)
+        """The number of ids, the special ones included."""
+        return len(self._specials) + len(self._learned)
 
-    # -- tokens to ids -------------------------------------------------------
-    def __call__(self, texts: TextLike | Iterable[TextLike]) -> np.ndarray:
-        """Vectorize ``texts``.
+    # -- saving ----------------------------------------------------------------
+    def save_assets(self, dir_path: str | os.PathLike[str]) -> None:
+        """Write the learned vocabulary as ``vocabulary.txt`` (a token per line, raw bytes)
+        unless it was given to the constructor (then the configuration holds it)."""
+        from embeddings.files import atomic_write_bytes
+
+        if self._input_vocabulary is not None:
+            return
+        atomic_write_bytes(Path(dir_path) / ASSET_VOCABULARY,
+                           b"".join(t + b"\n" for t in self._learned))
+
+    def load_assets(self, dir_path: str | os.PathLike[str]) -> None:
+        """Read what :meth:`save_assets` wrote (IDF weights come separately)."""
+        if self._input_vocabulary is not None:
+            return
+        path = Path(dir_path) / ASSET_VOCABULARY
+        learned = [] if path.stat().st_size == 0 else vocabulary_file(path, self.max_tokens,
+                                                                       len(self._specials))
+        self._set_learned(learned)
+
+    # -- tokens to outputs -----------------------------------------------------
+    def _ids(self, rows: Rows) -> np.ndarray:
+        """Ids of the flat tokens: learned tokens from ``len(specials)``, others the OOV id;
+        ``''`` (the mask) is 0 in ``int`` mode and -1 (dropped) in the others."""
+        start = len(self._specials)
+        found = pc.index_in(rows.values, value_set=self._index).fill_null(-1)
+        ids = found.to_numpy(zero_copy_only=False).astype(np.int64) + start  # unknown: start - 1
+        mask = pc.equal(pc.binary_length(rows.values), 0).to_numpy(zero_copy_only=False)
+        ids[mask] = 0 if self.output_mode == "int" else -1
+        return ids
+
+    def __call__(self, inputs: Any) -> np.ndarray | list[np.ndarray]:
+        """Vectorize ``inputs``.
 
         Args:
-            texts (str | bytes | Iterable[str | bytes]): one text or many.
+            inputs: a string, a list or array of strings (or of 1-string rows).
 
         Returns:
-            np.ndarray: int64 ids of shape ``(N, output_sequence_length)`` (``(1, L)``
-            for a single text); unknown tokens are 1, padding is 0 on the right.
+            ``int`` mode: int64 ids, ``(N, T)`` (``(T,)`` for one string); ``T`` is
+            ``output_sequence_length`` or the longest row, padding 0 on the right,
+            unknown tokens 1.  Other modes: ``(N, depth)``, ``depth`` the vocabulary
+            size or ``max_tokens`` with ``pad_to_max_tokens``; int64 (as TensorFlow
+            returns them) except float32 for ``tf_idf``.
+
+        Raises:
+            RuntimeError: no vocabulary yet (TensorFlow's table is uninitialized then).
         """
-        if len(self._tokens) <= 2:
-            raise ValueError(
-                "The vocabulary is empty: call adapt(texts) or set_vocabulary(tokens) first."
-            )
-        batch = [texts] if isinstance(texts, (str, bytes)) else list(texts)
+        if not self._has_vocabulary:
+            raise RuntimeError("The vocabulary is not set: call adapt(texts) on texts that "
+                               "hold words, or pass vocabulary=.")
+        texts = as_texts(inputs)
         length = self.output_sequence_length
-        if length is not None and self.split == "whitespace" and \
-                not callable(self.standardize) and native.available():
-            return self._encode_compiled(batch, length)
+        mode = self._compiled(texts)
+        int_mode = self.output_mode == "int"
+        if mode is not None:
+            if int_mode and not self.ragged and length is not None and self._widths is None:
+                ids = self._encode_compiled(texts.flat, mode, length)
+                return ids if texts.shape else ids[0]
+            ids, offsets = self._encode_ngrams(texts.flat, mode, length if int_mode else None)
+            batched, scalar = bool(texts.shape), False
+        else:
+            if self.split is not None and len(texts.shape) >= 1:
+                parts = _per_chunk(lambda c: self._rows(Texts(c, (len(c), 1))), texts.flat)
+                lengths = np.concatenate([p.lengths for p in parts])
+                rows = Rows(pa.concat_arrays([p.values for p in parts]),
+                            np.concatenate([[0], np.cumsum(lengths)]), batched=True)
+            else:
+                rows = self._rows(texts)
+            ids, offsets, batched, scalar = self._ids(rows), rows.offsets, rows.batched, \
+                rows.scalar
+        if int_mode:
+            return self._sequences(ids, offsets, batched, scalar, length)
+        return self._vectors(ids, offsets, batched)
 
-        def encode(chunk: list[TextLike]) -> tuple[np.ndarray, np.ndarray]:
-            lists = self._token_lists(chunk, length)
-            if length is not None:
-                lists = pc.list_slice(lists, 0, length)
-            # '' (an empty text's only token) finds id 0, the padding id, as it should.
-            found = pc.index_in(pc.list_flatten(lists), value_set=self._vocab_array)
-            return (pc.list_value_length(lists).to_numpy(zero_copy_only=False),
-                    found.fill_null(1).to_numpy(zero_copy_only=False))  # unknown -> 1
+    def _table_of(self) -> native.VocabularyTable:
+        """The compiled lookup table: list positions are ids (the special ids' entries are
+        '' and never match), built on first use."""
+        if self._table is None:
+            self._table = native.VocabularyTable([b""] * len(self._specials) + self._learned)
+        return self._table
 
-        parts = self._per_chunk(encode, batch)
-        lengths = np.concatenate([p[0] for p in parts])
-        width = int(lengths.max(initial=0)) if length is None else length
-        ids = np.zeros((len(lengths), width), dtype=np.int64)
-        filled = np.arange(width) < lengths[:, None]  # (N, L): positions holding a token
-        ids[filled] = np.concatenate([p[1] for p in parts])
-        return ids
+    def _encode_ngrams(self, texts: list[bytes], mode: str, limit: int | None
+                       ) -> tuple[np.ndarray, np.ndarray]:
+        """Ids of every text's n-grams (at most ``limit`` each) and their offsets, from the
+        compiled kernels, a chunk per thread."""
+        table, widths, unknown = self._table_of(), self._widths or (1,), len(self._specials) - 1
+        parts = _per_chunk(lambda c: native.encode_ngrams(c, mode, table, widths,
+                                                          tokens.NGRAM_SEPARATOR, unknown,
+                                                          limit), texts)
+        ends = np.cumsum([p[1][-1] for p in parts])
+        offsets = np.concatenate([[0]] + [p[1][1:] + start for p, start in
+                                          zip(parts, np.concatenate([[0], ends[:-1]]),
+                                              strict=True)])
+        return np.concatenate([p[0] for p in parts]), offsets.astype(np.int64)
+
+    def _encode_compiled(self, texts: list[bytes], mode: str, length: int) -> np.ndarray:
+        """Standardize, split and look up in one compiled pass per chunk (a chunk per thread),
+        reading only as much of each text as its first ``length`` tokens need."""
+        table = self._table_of()  # int mode: unknown tokens get id 1
+        parts = _per_chunk(lambda chunk: native.encode(chunk, mode, table, length), texts)
+        return np.concatenate(parts) if parts else np.zeros((0, length), dtype=np.int64)
+
+    def _sequences(self, ids: np.ndarray, offsets: np.ndarray, batched: bool, scalar: bool,
+                   length: int | None) -> np.ndarray | list[np.ndarray]:
+        """``int`` output from each row's ids: padded with 0 on the right (or cut) to
+        ``length`` or the longest row; a list of rows when ``ragged`` and split."""
+        lengths = np.diff(offsets)
+        if self.ragged and self.split is not None:
+            cut = [ids[a:b][:length] for a, b in zip(offsets[:-1], offsets[1:], strict=True)]
+            return cut if batched else cut[0]
+        longest = int(lengths.max(initial=0))
+        # Keras pads ragged rows; rows of strings (split=None) it only cuts when ragged.
+        width = longest if length is None or (self.ragged and length > longest) else length
+        out = np.zeros((len(lengths), width), dtype=np.int64)
+        kept = np.minimum(lengths, width)
+        row_of = np.repeat(np.arange(len(lengths)), kept)
+        position = np.arange(int(kept.sum())) - np.repeat(np.cumsum(kept) - kept, kept)
+        out[row_of, position] = ids[np.repeat(offsets[:-1], kept) + position]
+        if scalar and length is None:
+            return out[0, 0]
+        return out if batched else out[0]
+
+    def _vectors(self, ids: np.ndarray, offsets: np.ndarray, batched: bool) -> np.ndarray:
+        """``multi_hot``, ``count``, ``tf_idf`` or ``one_hot`` output from each row's ids."""
+        lengths = np.diff(offsets)
+        depth = self.max_tokens if self.pad_to_max_tokens else self.vocabulary_size()
+        assert depth is not None
+        if self.output_mode == "one_hot":  # split=None: a vector per token, as tf.one_hot
+            out = np.zeros((len(ids), depth), dtype=np.int64)
+            hot = (ids >= 0) & (ids < depth)
+            out[np.nonzero(hot)[0], ids[hot]] = 1
+            width = int(lengths[0]) if batched and len(lengths) else 1
+            if batched and width != 1:  # (N, m) tokens: (N, m, depth)
+                return out.reshape(len(lengths), width, depth)
+            return out  # (M,) tokens or (N, 1): one vector each
+        n = len(lengths)
+        row_of = np.repeat(np.arange(n, dtype=np.int64), lengths)
+        keep = (ids >= 0) & (ids < depth)  # '' (the mask) is never counted
+        cells = row_of[keep] * depth + ids[keep]  # (K,): flat positions in the (N, depth) out
+        if self.output_mode == "count":  # int64, as TensorFlow
+            out = np.bincount(cells, minlength=n * depth).reshape(n, depth)
+        elif self.output_mode == "multi_hot":
+            out = np.zeros((n, depth), dtype=np.int64)
+            out.reshape(-1)[cells] = 1
+        else:
+            if self.idf_weights is None:
+                raise RuntimeError("tf_idf needs IDF weights: call adapt(texts) or pass "
+                                   "vocabulary= with idf_weights=.")
+            found, counts = np.unique(cells, return_counts=True)
+            out = np.zeros((n, depth), dtype=np.float32)
+            out.reshape(-1)[found] = counts
+            out *= self.idf_weights[:depth]  # every cell, as TensorFlow multiplies them
+        return out if batched else out[0]
+
+
+def vocabulary_file(path: str | os.PathLike[str], max_tokens: int | None, start: int
+                    ) -> list[bytes]:
+    """A vocabulary file's tokens, refused when too many for ``max_tokens``."""
+    learned = vocab_lib.read_file(path)
+    if max_tokens is not None and start + len(learned) > max_tokens:
+        raise ValueError(f"The vocabulary file has {len(learned)} tokens, more than "
+                         f"max_tokens={max_tokens} allows with {start} special ids.")
+    vocab_lib.check_tokens(learned, [], None)  # repeats are refused, as TensorFlow does
+    return learned
+
+
+
