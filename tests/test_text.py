@@ -300,3 +300,168 @@ def test_the_text_engine_imports_no_torch_keras_or_tensorflow() -> None:
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          check=True, timeout=120)
     assert out.stdout.strip() == "[]"
+
+
+# -- the rest of Keras's surface: worked by hand, and measured in TensorFlow 2.21 ------------
+
+def test_ngrams_come_width_by_width_in_the_order_given() -> None:
+    vec = TextVectorization(ngrams=(2, 1), output_sequence_length=6)
+    vec.adapt(["a b c", "a"])
+    # counts: a 2, then 1 each, ties by descending bytes: 'c' > 'b c' > 'b' > 'a b'
+    assert vec.get_vocabulary() == ["", "[UNK]", "a", "c", "b c", "b", "a b"]
+    assert vec(["a b c", "a"]).tolist() == [[6, 4, 2, 5, 3, 0], [2, 0, 0, 0, 0, 0]]
+    assert TextVectorization(ngrams=2).get_config()["ngrams"] == 2
+
+
+@pytest.mark.parametrize(("mode", "expected", "dtype"), [
+    ("multi_hot", [[1, 1, 1], [0, 0, 0]], np.int64),  # TensorFlow returns int64 here
+    ("count", [[1, 2, 1], [0, 0, 0]], np.int64),
+])
+def test_multi_hot_and_count_index_0_is_unknown(mode: str, expected: list[list[int]],
+                                                dtype: type) -> None:
+    vec = TextVectorization(vocabulary=["a", "b"], output_mode=mode)
+    assert vec.get_vocabulary() == ["[UNK]", "a", "b"]
+    out = vec(["a b a z", ""])
+    assert out.dtype == dtype and out.tolist() == expected
+    assert vec("a a").tolist() == [0, 1 if mode == "multi_hot" else 2, 0]  # no batch axis
+
+
+def test_tf_idf_learns_keras_weights() -> None:
+    vec = TextVectorization(output_mode="tf_idf")
+    vec.adapt(["a b a", "b c", "c c c d"])
+    assert vec.get_vocabulary() == ["[UNK]", "c", "b", "a", "d"]
+    # log(1 + 3 / (1 + documents)): c and b are in 2 documents, a and d in 1; OOV: the mean.
+    weights = np.log(1 + 3 / (1 + np.array([2, 2, 1, 1.0]))).astype(np.float32)
+    assert vec.idf_weights is not None
+    assert vec.idf_weights.tolist() == [np.float32(weights.astype(np.float64).mean())] + \
+        weights.tolist()
+    out = vec(["a b z a"])
+    assert out.dtype == np.float32
+    assert out.tolist() == [[vec.idf_weights[0], 0, weights[1], 2 * weights[2], 0]]
+
+
+def test_given_idf_weights_are_padded_as_keras_pads_them() -> None:
+    vec = TextVectorization(output_mode="tf_idf", vocabulary=["a", "b"], idf_weights=[0.1, 0.2],
+                            max_tokens=5, pad_to_max_tokens=True)
+    assert vec.idf_weights is not None
+    assert vec.idf_weights.tolist() == [np.float32(0.15), np.float32(0.1), np.float32(0.2), 0, 0]
+    assert vec(["a b z"]).tolist() == [[np.float32(0.15), np.float32(0.1), np.float32(0.2), 0, 0]]
+    with pytest.raises(ValueError, match="as long as the vocabulary"):
+        TextVectorization(output_mode="tf_idf", vocabulary=["a", "b"], idf_weights=[0.1])
+    with pytest.raises(ValueError, match="idf_weights"):
+        TextVectorization(output_mode="tf_idf", vocabulary=["a"])
+    with pytest.raises(ValueError, match="file"):
+        TextVectorization(output_mode="tf_idf").set_vocabulary("v.txt", idf_weights=[1.0])
+
+
+def test_without_a_split_the_last_axis_holds_the_tokens() -> None:
+    """Keras's dense path: a 1-D list is one row (n-grams join neighbours), (N, 1) is N."""
+    vec = TextVectorization(vocabulary=["a", "b"], split=None)
+    assert vec(["a", "b", ""]).tolist() == [2, 3, 0]
+    assert vec([["a"], ["b"]]).tolist() == [[2], [3]]
+    assert vec("a").tolist() == 2
+    assert TextVectorization(vocabulary=["a", "b"], split=None, output_sequence_length=4)(
+        ["a", "b"]).tolist() == [2, 3, 0, 0]
+    assert TextVectorization(vocabulary=["a", "b"], split=None, ngrams=2)(
+        ["a", "b"]).tolist() == [2, 3, 1]  # 'a b' is an n-gram of two strings
+    one_hot = TextVectorization(vocabulary=["a", "b"], split=None, output_mode="one_hot")
+    assert one_hot(["a", "b", "z"]).tolist() == [[0, 1, 0], [0, 0, 1], [1, 0, 0]]
+
+
+def test_ragged_output_is_a_list_of_rows() -> None:
+    vec = TextVectorization(vocabulary=["baz", "bar", "foo"], ragged=True,
+                            output_sequence_length=2)
+    out = vec([["foo qux bar"], ["qux baz"], ["foo"]])
+    assert [row.tolist() for row in out] == [[4, 1], [1, 2], [4]]
+
+
+def test_pad_to_max_tokens_fixes_the_width() -> None:
+    vec = TextVectorization(vocabulary=["foo", "bar"], max_tokens=8, pad_to_max_tokens=True,
+                            output_mode="multi_hot")
+    assert vec(["foo bar"]).shape == (1, 8)
+
+
+def test_vocabulary_size_is_fixed_once_set_in_count_modes() -> None:
+    vec = TextVectorization(output_mode="count")
+    vec.set_vocabulary(["a", "b"])
+    with pytest.raises(RuntimeError, match="fixed once set"):
+        vec.set_vocabulary(["a", "b", "c"])
+    padded = TextVectorization(output_mode="count", max_tokens=9, pad_to_max_tokens=True)
+    padded.set_vocabulary(["a"])
+    padded.set_vocabulary(["a", "b", "c"])
+    assert padded.vocabulary_size() == 4
+
+
+def test_adapting_after_a_given_vocabulary_is_refused() -> None:
+    with pytest.raises(ValueError, match="Cannot adapt"):
+        TextVectorization(vocabulary=["a"]).adapt(["a b"])
+
+
+def test_adapt_reads_lists_arrays_generators_and_dataset_columns_alike() -> None:
+    import datasets
+
+    texts = ["a b b", "c b", "a d d d", "b"]
+    expected = ["", "[UNK]", "b", "d", "a", "c"]
+    column = datasets.Dataset.from_dict({"text": texts})["text"]
+    sources = [texts, tuple(texts), np.array(texts), np.array(texts, dtype=object),
+               [[t] for t in texts], iter([texts[:2], texts[2:]]), column]
+    for source in sources:
+        vec = TextVectorization()
+        vec.adapt(source)
+        assert vec.get_vocabulary() == expected, type(source)
+    for batch_size in (1, 3):
+        vec = TextVectorization()
+        vec.adapt(texts, batch_size=batch_size)
+        assert vec.get_vocabulary() == expected
+    vec = TextVectorization()
+    vec.adapt(texts, batch_size=2, steps=1)  # the first batch only
+    assert vec.get_vocabulary() == ["", "[UNK]", "b", "c", "a"]
+    vec = TextVectorization()
+    vec.adapt(iter([["x"], ["y y"], ["z"]]), steps=2)
+    assert vec.get_vocabulary() == ["", "[UNK]", "y", "x"]
+
+
+def test_adapt_refuses_a_dataset_of_rows_and_bad_counts() -> None:
+    import datasets
+
+    with pytest.raises(ValueError, match=r"ds\['text'\]"):
+        TextVectorization().adapt(datasets.Dataset.from_dict({"text": ["a"]}))
+    for bad in ({"batch_size": 0}, {"steps": -1}, {"batch_size": 1.5}):
+        with pytest.raises(ValueError, match="positive integer"):
+            TextVectorization().adapt(["a"], **bad)
+
+
+def test_tf_idf_counts_a_generators_1d_batch_without_split_as_one_document() -> None:
+    """Keras's update_state: a rank-1 batch of tokens is one document."""
+    vec = TextVectorization(output_mode="tf_idf", split=None)
+    vec.adapt(iter([["a", "b"], ["a"]]))  # 2 documents: {a, b} and {a}
+    assert vec.idf_weights is not None
+    assert vec.idf_weights[1:].tolist() == np.log(1 + 2 / (1 + np.array([2, 1.0]))).astype(
+        np.float32).tolist()
+
+
+def test_config_round_trip_gives_the_same_layer() -> None:
+    vec = TextVectorization(max_tokens=20, ngrams=(1, 3), output_mode="tf_idf",
+                            vocabulary=["a", "b c"], idf_weights=[0.5, 1.5], standardize="lower")
+    config = vec.get_config()
+    assert config["ngrams"] == (1, 3) and config["vocabulary"] == ["a", "b c"]
+    again = TextVectorization.from_config({**config, "ngrams": [1, 3]})  # as JSON gives it
+    assert again.get_config() == config
+    assert np.array_equal(again(["A b C a"]), vec(["A b C a"]))
+
+
+def test_assets_keep_learned_tokens_byte_for_byte(tmp_path: Path) -> None:
+    vec = TextVectorization(standardize=None)
+    vec.adapt([b"caf\xe9 \xc2\x85 \xe2\x80\xa8 x x"])
+    vec.save_assets(tmp_path)
+    again = TextVectorization(standardize=None)
+    again.load_assets(tmp_path)
+    assert again.get_vocabulary() == vec.get_vocabulary()
+    assert "caf\udce9" in again.get_vocabulary()  # not UTF-8: surrogateescape
+
+
+def test_encoding_decodes_the_vocabulary() -> None:
+    vec = TextVectorization(standardize=None, encoding="latin-1")
+    vec.adapt([b"caf\xe9"])
+    assert vec.get_vocabulary()[2:] == ["café"]
+    assert TextVectorization(standardize=None, vocabulary=["x"]).get_vocabulary()[2:] == ["x"]
