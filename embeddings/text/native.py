@@ -18,11 +18,12 @@ from embeddings.native import NativeLibrary
 
 LIBRARY = NativeLibrary(Path(__file__).with_name("kernels.c"), {
     "standardize": ("ppippm", None),
-    "count_ngrams": ("ppimpimpipippppp", "i"),
+    "count_ngrams": ("ppimpim" "ii" "pipi" "pppppp", "i"),
     "rehash": ("pipi", None),
     "build_vocab_table": ("pppipi", None),
     "encode": ("ppimppppipip", None),
-    "encode_ngrams": ("ppimpimppppiiipppppp", None),
+    "encode_ngrams": ("ppimpimppppiiippppppp", None),
+    "vectorize_ngrams": ("ppimpim" "pppp" "ii" "m" "i" "ppp" "ppppp", None),
 })
 
 # Bits of the ``standardize`` kernel's mode, per built-in standardization.
@@ -68,10 +69,11 @@ class _Scratch:
         self.ngram = np.empty(longest + max(widths), dtype=np.uint8)
         self.starts = np.empty(longest // 2 + 1, dtype=np.int64)
         self.lengths = np.empty(longest // 2 + 1, dtype=np.int64)
+        self.hashes = np.empty(longest // 2 + 1, dtype=np.uint64)
 
-    def args(self) -> tuple[int, int, int, int]:
+    def args(self) -> tuple[int, int, int, int, int]:
         return (self.text.ctypes.data, self.ngram.ctypes.data, self.starts.ctypes.data,
-                self.lengths.ctypes.data)
+                self.lengths.ctypes.data, self.hashes.ctypes.data)
 
 
 class _CountTable:
@@ -91,10 +93,11 @@ class _CountTable:
         return bigger
 
 
-def count_ngrams(texts: list[bytes], mode: str, widths: tuple[int, ...], separator: bytes
-                 ) -> tuple[pa.Array, np.ndarray, np.ndarray]:
+def count_ngrams(texts: list[bytes], mode: str, widths: tuple[int, ...], separator: bytes,
+                 part: int = 0, parts: int = 1) -> tuple[pa.Array, np.ndarray, np.ndarray]:
     """Count the n-grams of ``texts`` (standardized with ``mode``, split on whitespace, the
-    tokens of an n-gram joined by the one byte ``separator``).
+    tokens of an n-gram joined by the one byte ``separator``) whose hash falls in partition
+    ``part`` of ``parts``: the partitions of the same texts hold disjoint n-grams.
 
     Returns:
         tuple[pa.Array, np.ndarray, np.ndarray]: each distinct n-gram (a ``large_binary``
@@ -109,7 +112,8 @@ def count_ngrams(texts: list[bytes], mode: str, widths: tuple[int, ...], separat
     while True:
         status = LIBRARY.call("count_ngrams", data.ctypes.data, offsets.ctypes.data, len(texts),
                               STANDARDIZE_BITS[mode], width.ctypes.data, len(widths),
-                              ord(separator), table.arena.ctypes.data, len(table.arena),
+                              ord(separator), part, parts, table.arena.ctypes.data,
+                              len(table.arena),
                               table.slots.ctypes.data, table.capacity, *scratch.args(),
                               state.ctypes.data)
         if status == 0:
@@ -180,3 +184,31 @@ def encode_ngrams(texts: list[bytes], mode: str, table: VocabularyTable, widths:
                  table.capacity, unknown, -1 if limit is None else limit, ids.ctypes.data,
                  out_offsets.ctypes.data, *scratch.args())
     return ids[: out_offsets[-1]], out_offsets
+
+
+# The kinds of :func:`vectorize_ngrams`' output, as ``kernels.c`` numbers them.
+VECTOR_KINDS = {"count": 0, "multi_hot": 1, "tf_idf": 2}
+
+
+def vectorize_ngrams(texts: list[bytes], mode: str, table: VocabularyTable,
+                     widths: tuple[int, ...], separator: bytes, unknown: int, kind: str,
+                     out: np.ndarray, idf: np.ndarray | None) -> None:
+    """Write the ``multi_hot``, ``count`` or ``tf_idf`` rows of ``texts`` into ``out``.
+
+    Args:
+        out (np.ndarray): zeros, ``(len(texts), depth)``, C-contiguous: int64 for
+            ``count`` and ``multi_hot``, float32 for ``tf_idf``.
+        idf (np.ndarray | None): float32 weights for ``tf_idf`` (each counted cell is
+            multiplied by its weight), or ``None`` to leave the counts.
+    """
+    data, offsets = _pack(texts)
+    scratch = _Scratch(offsets, widths)
+    width = np.asarray(widths, dtype=np.int64)
+    touched = np.empty(len(widths) * len(scratch.starts), dtype=np.int64)
+    weights = None if idf is None else np.ascontiguousarray(idf, dtype=np.float32)
+    LIBRARY.call("vectorize_ngrams", data.ctypes.data, offsets.ctypes.data, len(texts),
+                 STANDARDIZE_BITS[mode], width.ctypes.data, len(widths), ord(separator),
+                 table.blob.ctypes.data, table.starts.ctypes.data, table.lengths.ctypes.data,
+                 table.slots.ctypes.data, table.capacity, unknown, VECTOR_KINDS[kind],
+                 out.shape[1], out.ctypes.data, 0 if weights is None else weights.ctypes.data,
+                 touched.ctypes.data, *scratch.args())

@@ -48,25 +48,32 @@ T = TypeVar("T")
 OUTPUT_MODES = ("int", "multi_hot", "count", "tf_idf", "one_hot")
 _ALIASES = {"binary": "multi_hot", "tf-idf": "tf_idf"}  # Keras's deprecated names
 _THREADS = max(1, min(4, os.cpu_count() or 1))
-_MIN_CHUNK = 2048  # texts per thread below which one thread is faster
+_MIN_CHUNK = 2048  # texts per thread below which one thread is faster (Arrow)
+_MIN_COMPILED_CHUNK = 256  # the same for the compiled kernels (measured: 2 threads from 512)
 ASSET_VOCABULARY = "vocabulary.txt"
 
 
-def _chunks(texts: list[bytes]) -> list[list[bytes]]:
-    """``texts`` cut into one consecutive chunk per thread (one below 2,048 texts each)."""
-    n = max(1, min(_THREADS, len(texts) // _MIN_CHUNK))
-    bounds = [len(texts) * i // n for i in range(n + 1)]
-    return [texts[bounds[i]:bounds[i + 1]] for i in range(n)]
+def _bounds(count: int, min_chunk: int = _MIN_CHUNK) -> list[int]:
+    """Where ``count`` texts are cut into one consecutive chunk per thread (no chunk below
+    ``min_chunk`` texts, unless there is just one)."""
+    n = max(1, min(_THREADS, count // min_chunk))
+    return [count * i // n for i in range(n + 1)]
 
 
-def _per_chunk(fn: Callable[[list[bytes]], T], texts: list[bytes]) -> list[T]:
-    """Run ``fn`` on each of :func:`_chunks`, on threads (Arrow and the compiled kernels
-    release the GIL)."""
-    chunks = _chunks(texts)
-    if len(chunks) == 1:
-        return [fn(chunks[0])]
-    with ThreadPoolExecutor(max_workers=len(chunks)) as pool:
-        return list(pool.map(fn, chunks))
+def _threads(fn: Callable[[int], T], n: int) -> list[T]:
+    """``[fn(0), ..., fn(n - 1)]``, on threads (Arrow and the compiled kernels release the
+    GIL)."""
+    if n == 1:
+        return [fn(0)]
+    with ThreadPoolExecutor(max_workers=n) as pool:
+        return list(pool.map(fn, range(n)))
+
+
+def _per_chunk(fn: Callable[[list[bytes]], T], texts: list[bytes],
+               min_chunk: int = _MIN_CHUNK) -> list[T]:
+    """Run ``fn`` on consecutive chunks of ``texts``, a chunk per thread."""
+    bounds = _bounds(len(texts), min_chunk)
+    return _threads(lambda i: fn(texts[bounds[i]:bounds[i + 1]]), len(bounds) - 1)
 
 
 def _check_mode(name: str, value: object, modes: tuple[str, ...]) -> None:
@@ -271,12 +278,18 @@ class TextVectorization:
         assert counts is not None
         mode = self._compiled(texts)
         if mode is not None:
-            widths, separator = self._widths or (1,), tokens.NGRAM_SEPARATOR
-            parts = _per_chunk(lambda c: native.count_ngrams(c, mode, widths, separator),
-                               texts.flat)
-            for chunk, (found, occurrences, documents) in zip(_chunks(texts.flat), parts,
-                                                                strict=True):
-                counts.add_counted(found, occurrences, documents, len(chunk))
+            widths, flat = self._widths or (1,), texts.flat
+            if max(widths) > 1:  # threads count disjoint hash partitions of all the texts
+                parts = len(_bounds(len(flat), _MIN_COMPILED_CHUNK)) - 1
+                counted = _threads(lambda part: native.count_ngrams(
+                    flat, mode, widths, tokens.NGRAM_SEPARATOR, part, parts), parts)
+            else:  # few distinct tokens: threads count chunks of texts, merged by ranked()
+                counted = _per_chunk(lambda c: native.count_ngrams(
+                    c, mode, widths, tokens.NGRAM_SEPARATOR), flat, _MIN_COMPILED_CHUNK)
+                for found in counted[1:]:
+                    counts.add_counted([found], 0)
+                counted = counted[:1]
+            counts.add_counted(counted, len(flat))
             return
         if len(texts.shape) >= 1 and self.split is not None:  # split rows on threads
             for rows in _per_chunk(lambda c: self._rows(Texts(c, (len(c), *texts.shape[1:]))),
@@ -480,7 +493,10 @@ class TextVectorization:
             if int_mode and not self.ragged and length is not None and self._widths is None:
                 ids = self._encode_compiled(texts.flat, mode, length)
                 return ids if texts.shape else ids[0]
-            ids, offsets = self._encode_ngrams(texts.flat, mode, length if int_mode else None)
+            if not int_mode:
+                out = self._vectorize_compiled(texts.flat, mode)
+                return out if texts.shape else out[0]
+            ids, offsets = self._encode_ngrams(texts.flat, mode, length)
             batched, scalar = bool(texts.shape), False
         else:
             if self.split is not None and len(texts.shape) >= 1:
@@ -503,6 +519,28 @@ class TextVectorization:
             self._table = native.VocabularyTable([b""] * len(self._specials) + self._learned)
         return self._table
 
+    def _vectorize_compiled(self, texts: list[bytes], mode: str) -> np.ndarray:
+        """``multi_hot``, ``count`` or ``tf_idf`` rows from the compiled kernels, each thread
+        writing its chunk's rows of the output."""
+        depth = self.max_tokens if self.pad_to_max_tokens else self.vocabulary_size()
+        assert depth is not None
+        tf_idf = self.output_mode == "tf_idf"
+        if tf_idf and self.idf_weights is None:
+            raise RuntimeError("tf_idf needs IDF weights: call adapt(texts) or pass "
+                               "vocabulary= with idf_weights=.")
+        weights = self.idf_weights[:depth] if self.idf_weights is not None else None
+        finite = weights is not None and bool(np.isfinite(weights).all())
+        out = np.zeros((len(texts), depth), dtype=np.float32 if tf_idf else np.int64)
+        table, widths = self._table_of(), self._widths or (1,)
+        bounds = _bounds(len(texts), _MIN_COMPILED_CHUNK)
+        _threads(lambda i: native.vectorize_ngrams(
+            texts[bounds[i]:bounds[i + 1]], mode, table, widths, tokens.NGRAM_SEPARATOR,
+            len(self._specials) - 1, self.output_mode, out[bounds[i]:bounds[i + 1]],
+            weights if finite else None), len(bounds) - 1)
+        if tf_idf and not finite:  # TensorFlow multiplies every cell: 0 * inf is nan
+            out *= weights
+        return out
+
     def _encode_ngrams(self, texts: list[bytes], mode: str, limit: int | None
                        ) -> tuple[np.ndarray, np.ndarray]:
         """Ids of every text's n-grams (at most ``limit`` each) and their offsets, from the
@@ -510,7 +548,7 @@ class TextVectorization:
         table, widths, unknown = self._table_of(), self._widths or (1,), len(self._specials) - 1
         parts = _per_chunk(lambda c: native.encode_ngrams(c, mode, table, widths,
                                                           tokens.NGRAM_SEPARATOR, unknown,
-                                                          limit), texts)
+                                                          limit), texts, _MIN_COMPILED_CHUNK)
         ends = np.cumsum([p[1][-1] for p in parts])
         offsets = np.concatenate([[0]] + [p[1][1:] + start for p, start in
                                           zip(parts, np.concatenate([[0], ends[:-1]]),
@@ -521,7 +559,8 @@ class TextVectorization:
         """Standardize, split and look up in one compiled pass per chunk (a chunk per thread),
         reading only as much of each text as its first ``length`` tokens need."""
         table = self._table_of()  # int mode: unknown tokens get id 1
-        parts = _per_chunk(lambda chunk: native.encode(chunk, mode, table, length), texts)
+        parts = _per_chunk(lambda chunk: native.encode(chunk, mode, table, length), texts,
+                           _MIN_COMPILED_CHUNK)
         return np.concatenate(parts) if parts else np.zeros((0, length), dtype=np.int64)
 
     def _sequences(self, ids: np.ndarray, offsets: np.ndarray, batched: bool, scalar: bool,

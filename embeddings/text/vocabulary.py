@@ -55,12 +55,15 @@ class Counts:
         self.parts.append(pa.table(columns))
         self.num_documents += len(rows.lengths)
 
-    def add_counted(self, tokens: pa.Array, counts: np.ndarray, documents: np.ndarray,
+    def add_counted(self, counted: list[tuple[pa.Array, np.ndarray, np.ndarray]],
                     num_documents: int) -> None:
-        """Add counts made elsewhere (the compiled kernels) over ``num_documents`` texts."""
-        columns = {"token": tokens, "count": pa.array(counts)}
+        """Add counts made elsewhere (the compiled kernels) over ``num_documents`` texts:
+        (tokens, occurrences, documents) of disjoint sets of tokens."""
+        columns = {"token": pa.chunked_array([c[0] for c in counted], pa.large_binary()),
+                   "count": pa.chunked_array([pa.array(c[1]) for c in counted], pa.int64())}
         if self.documents:
-            columns["documents"] = pa.array(documents)
+            columns["documents"] = pa.chunked_array([pa.array(c[2]) for c in counted],
+                                                    pa.int64())
         self.parts.append(pa.table(columns))
         self.num_documents += num_documents
 
