@@ -4,7 +4,9 @@ Importing this module imports Keras with ``KERAS_BACKEND=torch`` (set before
 Keras loads) and never TensorFlow: Keras's own ``TextVectorization`` and
 ``TensorBoard`` callback need TensorFlow, so the model is fed the integer
 sequences of :class:`embeddings.text.TextVectorization` and its scalars go
-through ``torch.utils.tensorboard`` (see :mod:`embeddings.train`).
+through ``torch.utils.tensorboard`` (see :mod:`embeddings.train`).  A trained
+run's raw-text-to-score path is :func:`text_model`, on the Keras layer
+:class:`embeddings.layers.TextVectorization`.
 
 Keras on torch hands Adam a dense embedding gradient, while TensorFlow hands it
 one row per token occurrence and Keras's Adam then sums their *squares* into
@@ -25,7 +27,7 @@ from __future__ import annotations
 import os
 import sys
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
@@ -34,6 +36,10 @@ from embeddings import weights
 from embeddings.errors import MissingExtra, Unavailable
 from embeddings.ops import embedding_gather
 from embeddings.optim import adam_scalars, adam_update
+from embeddings.runs import Run, load_run
+
+if TYPE_CHECKING:  # imported by text_model, after Keras is set on torch
+    from embeddings.layers import TextModel
 
 BACKEND = "torch"
 
@@ -200,6 +206,43 @@ def build_model(
                   loss=keras.losses.BinaryCrossentropy(from_logits=True),
                   metrics=["accuracy"])
     return model
+
+
+def text_model(run: Run | str | os.PathLike[str], *, probabilities: bool = True
+               ) -> TextModel:
+    """A run's whole text-to-score path in Keras: raw reviews in, one score per review out.
+
+    :class:`embeddings.layers.TextVectorization` with the run's vocabulary,
+    standardization and sequence length (:meth:`embeddings.runs.Run.vectorizer`) feeds the
+    run's model (stock ``Embedding``, the run's weights), inside an
+    :class:`embeddings.layers.TextModel`.  Call it on a list of strings (``predict``
+    would convert them to numbers); ``model.save("x.keras")`` keeps all of it.
+
+    Args:
+        run (Run | str | os.PathLike): a loaded run or its directory.
+        probabilities (bool): end with a sigmoid (the tutorial's export model), else
+            return logits. Default: ``True``.
+
+    Returns:
+        embeddings.layers.TextModel: strings ``(N,)`` -> ``(N, 1)`` float32 scores.
+
+    Raises:
+        RunFormatError: the run directory is missing a file or holds a malformed one.
+    """
+    from embeddings.layers import TextModel, TextVectorization
+
+    loaded = run if isinstance(run, Run) else load_run(run)
+    settings = loaded.settings
+    vectorizer = TextVectorization.from_engine(loaded.vectorizer(), name="text_vectorization")
+    model = build_model(settings.text.vocab_size, settings.model.embedding_dim,
+                        settings.model.hidden_units,
+                        sequence_length=settings.text.sequence_length, exact_embedding=False,
+                        compile=False)
+    set_native_weights(model, loaded.weights)
+    if probabilities:
+        model = keras.Sequential([model, keras.layers.Activation("sigmoid", name="sigmoid")],
+                                 name="probabilities")
+    return TextModel(vectorizer, model, name="text_model")
 
 
 def keras_device(device: torch.device) -> str:

@@ -29,7 +29,6 @@ from embeddings.text import TextLike
 BACKENDS = ("torch", "keras")
 
 
-
 def check_backend(backend: str) -> None:
     """Refuse a backend that cannot run a trained model.
 
@@ -53,8 +52,9 @@ def logits(
     Args:
         texts (Sequence[str | bytes]): raw reviews.
         run (Run | str | os.PathLike): a loaded run or its directory.
-        backend (str): ``"torch"`` (native model) or ``"keras"`` (Keras 3 on torch).
-            Default: ``"torch"``.
+        backend (str): ``"torch"`` (the native vectorizer and model) or ``"keras"``
+            (Keras 3 on torch: :func:`embeddings.keras_model.text_model`, the Keras
+            ``TextVectorization`` layer feeding the Keras model). Default: ``"torch"``.
         device (str): ``"cpu"``, ``"cuda"`` or ``"auto"``. Default: ``"cpu"``.
         batch_size (int): texts per forward pass. Default: ``1024``.
 
@@ -69,19 +69,16 @@ def logits(
     check_backend(backend)
     loaded = run if isinstance(run, Run) else load_run(run)
     target = resolve_device(device)
-    ids = torch.from_numpy(loaded.vectorizer()(list(texts)))  # (N, T)
-    if backend == "keras":
+    texts = list(texts)
+    if backend == "keras":  # the whole path in Keras: its TextVectorization layer, then the model
         from embeddings import keras_model
 
-        settings = loaded.settings
-        with keras_model.keras.device(keras_model.keras_device(target)):
-            model = keras_model.build_model(
-                settings.text.vocab_size, settings.model.embedding_dim,
-                settings.model.hidden_units, sequence_length=ids.shape[1],
-                exact_embedding=False, compile=False)
-            keras_model.set_native_weights(model, loaded.weights)
-            output = model.predict(ids.numpy(), batch_size=batch_size, verbose=0)  # (N, 1)
-        return torch.as_tensor(output)[:, 0].float()
+        with keras_model.keras.device(keras_model.keras_device(target)), torch.no_grad():
+            model = keras_model.text_model(loaded, probabilities=False)
+            parts = [model(texts[i:i + batch_size])[:, 0].cpu()  # (B, 1) -> (B,)
+                     for i in range(0, len(texts), batch_size)]
+        return torch.cat(parts).float() if parts else torch.zeros(0)
+    ids = torch.from_numpy(loaded.vectorizer()(texts))  # (N, T)
     native = SentimentClassifier.from_weights(loaded.weights, str(loaded.path)).to(target)
     with torch.no_grad():
         parts = [native(ids[i:i + batch_size].to(target)).cpu()

@@ -48,6 +48,38 @@ def test_keras_backend_predicts_the_same(run_dir: Path) -> None:
                  predict.predict(texts, run_dir), rtol=0, atol=1e-6)
 
 
+def test_keras_text_model_scores_raw_strings_as_the_torch_backend(run_dir: Path,
+                                                                   tmp_path: Path) -> None:
+    keras_model = pytest.importorskip("embeddings.keras_model",
+                                      reason="the keras extra is not installed")
+    texts = ["good good movie", "bad film", "the story", b"caf\xe9 \xff good", ""]
+    model = keras_model.text_model(run_dir)
+    # The Keras layer gives the run's vectorizer's ids, as torch tensors.
+    expected_ids = torch.from_numpy(runs.load_run(run_dir).vectorizer()(texts))
+    assert torch.equal(model.vectorizer(texts), expected_ids)
+    probabilities = model(texts)  # (N, 1)
+    assert probabilities.shape == (5, 1)
+    assert_close(probabilities[:, 0], predict.predict(texts, run_dir), rtol=0, atol=1e-6)
+    path = tmp_path / "text-to-score.keras"
+    model.save(path)
+    loaded = keras_model.keras.saving.load_model(path, safe_mode=True)
+    assert torch.equal(loaded(texts), probabilities)
+    assert loaded.vectorizer.get_vocabulary() == runs.load_run(run_dir).vocabulary
+
+
+def test_cli_keras_backend_scores_through_the_keras_layer(run_dir: Path,
+                                                          capsys: pytest.CaptureFixture[str]
+                                                          ) -> None:
+    pytest.importorskip("embeddings.keras_model", reason="the keras extra is not installed")
+    texts = ["good good movie", "bad bad movie", "film"]
+    assert predict.main(["--run", str(run_dir), "--backend", "keras", *texts]) == 0
+    lines = [line.split("\t") for line in capsys.readouterr().out.splitlines()]
+    assert [text for _, text in lines] == texts
+    shown = torch.tensor([float(p) for p, _ in lines])
+    assert_close(shown, predict.predict(texts, run_dir), rtol=0, atol=1.5e-6)  # 6 decimals
+    assert shown[0] > 0.5 > shown[1]
+
+
 def test_cli_reads_arguments_and_stdin(run_dir: Path, capsys: pytest.CaptureFixture[str],
                                        monkeypatch: pytest.MonkeyPatch) -> None:
     assert predict.main(["--run", str(run_dir), "good movie", "bad movie"]) == 0
