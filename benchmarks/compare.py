@@ -5,7 +5,10 @@ Both reports must be of the same kind (``benchmark`` field: ``hotloop``, ``epoch
 
 * hotloop: shape name *and* ``B, T, V, D``, impl, phase, device and dtype;
 * epoch: backend and device;
-* vectorizer: implementation (``ours``/``tf``) and phase (``adapt``, ``transform``, ``total``).
+* vectorizer: row (``int``, ``multi_hot``, ``tf_idf_bigrams``, ...), implementation
+  (``ours``/``tf``) and phase (``adapt``, ``transform``, ``total``).  Reports written
+  before the rows existed (phases at the top level, the tutorial's layer only) are
+  read as the ``int`` row.
 
 A case whose shape or device differs is never matched: it is listed under "only in A"
 or "only in B".  Cases skipped in either report are listed apart.  For each matched
@@ -36,6 +39,7 @@ from embeddings.errors import ArgumentParser, InvalidInput, MissingFile, cli
 
 KINDS = ("hotloop", "epoch", "vectorizer")
 VECTORIZER_PHASES = ("adapt", "transform", "total")
+LEGACY_VECTORIZER_MODE = "int"  # the one row of vectorizer reports without ``modes``
 WRITERS = "python -m benchmarks.hotloop, benchmarks.epoch or benchmarks.vectorizer"
 NUMBER = (int, float)
 HOTLOOP_KEYS = {"shape": (str,), "B": (int,), "T": (int,), "V": (int,), "D": (int,),
@@ -209,13 +213,19 @@ def _check_fields(report: dict[str, Any], kind: str) -> None:
             if epoch is not None:
                 _timing(epoch, f"{where}.epoch")
     else:
-        for impl in ("ours", "tf"):
-            section = _field(report, impl, "", (dict,))
-            if section is not None:
-                _field(section, "skipped", impl, (str,))
-                for phase in VECTORIZER_PHASES:
-                    if _field(section, phase, impl, (dict,)) is not None:
-                        _timing(section[phase], f"{impl}.{phase}")
+        modes = _field(report, "modes", "", (dict,))
+        sections = {"": report} if modes is None else \
+            {f"modes.{mode}": _typed(row, f"modes.{mode}", (dict,), required=True)
+             for mode, row in modes.items()}
+        for where, row in sections.items():
+            for impl in ("ours", "tf"):
+                path = f"{where}.{impl}" if where else impl
+                section = _field(row, impl, where, (dict,))
+                if section is not None:
+                    _field(section, "skipped", path, (str,))
+                    for phase in VECTORIZER_PHASES:
+                        if _field(section, phase, path, (dict,)) is not None:
+                            _timing(section[phase], f"{path}.{phase}")
 
 
 def check(report: dict[str, Any], name: str = "report") -> str:
@@ -277,11 +287,16 @@ def rows(report: dict[str, Any]) -> dict[tuple[str, ...], Row]:
             epoch = result.get("epoch") or {"skipped": result.get("skipped") or "no timings"}
             out[(backend, device)] = _row(epoch)
     else:
-        for impl in ("ours", "tf"):
-            section = report.get(impl) or {}
-            for phase in VECTORIZER_PHASES:
-                entry = section.get(phase) or {"skipped": section.get("skipped") or "absent"}
-                out[(impl, phase)] = _row(entry)
+        modes = report.get("modes")
+        if modes is None:  # a report from before the rows: the tutorial's int layer
+            modes = {LEGACY_VECTORIZER_MODE: report}
+        for mode, row in modes.items():
+            for impl in ("ours", "tf"):
+                section = row.get(impl) or {}
+                for phase in VECTORIZER_PHASES:
+                    entry = section.get(phase) or {"skipped": section.get("skipped") or
+                                                   "absent"}
+                    out[(mode, impl, phase)] = _row(entry)
     return out
 
 

@@ -1,28 +1,42 @@
-"""Time our ``TextVectorization`` against Keras's on the IMDb training reviews.
+"""Time our ``TextVectorization`` against Keras's on the IMDb training reviews, per mode.
 
 Usage::
 
     python -m benchmarks.vectorizer [--data PATH] [--out REPORT.json] [--repeats 5]
+                                    [--modes int,tf_idf,...] [--standardize tutorial]
                                     [--tf-python PATH]
 
-Both sides do the tutorial's work: ``adapt`` on the 20,000 training texts
-(10,000 tokens, the tutorial's custom standardization), then vectorize all
-25,000 texts (training + validation) to ``(N, T)`` int64 ids, ``T = 100``.
-Each side gets one untimed warm-up, then ``--repeats`` repetitions, each on a
-fresh vectorizer, timed with ``time.perf_counter`` at three points, so a
-repetition gives the ``adapt``, ``transform`` and ``total`` (adapt + transform)
-times.  ``torch.utils.benchmark.Timer`` is not used: the TensorFlow side runs
-without torch and both sides must be timed the same way.
+One row per configuration of ``MODES`` (``--modes``, default all): ``int`` (the
+tutorial's layer, sequences of ``T = 100``), ``int_bigrams`` (the same with
+``ngrams=(1, 2)``), ``multi_hot``, ``count``, ``tf_idf`` and ``tf_idf_bigrams``
+(``ngrams=(1, 2)``).  Every row uses 10,000 tokens and the tutorial's custom
+standardization (``--standardize lower_and_strip_punctuation`` for Keras's
+default), so that rows differ in the output mode and n-grams only.
+
+Both sides do the same work: ``adapt`` on the 20,000 training texts, then
+vectorize all 25,000 texts (training + validation) in batches of 1024, as the
+tutorial's ``Dataset.map`` does; each output batch is dropped (the other modes make
+a dense ``(1024, 10000)`` batch, 40 MB as float32 and 80 MB as the int64 that
+TensorFlow returns for ``multi_hot`` and ``count``: 1-2 GB for all texts).  Each side gets one
+untimed warm-up per row, then ``--repeats`` repetitions, each on a fresh
+vectorizer, timed with ``time.perf_counter`` at three points, so a repetition
+gives the ``adapt``, ``transform`` and ``total`` (adapt + transform) times.
+``torch.utils.benchmark.Timer`` is not used: the TensorFlow side runs without
+torch and both sides must be timed the same way.
 
 TensorFlow runs in a subprocess (``benchmarks/_tf_vectorizer.py``) under
 ``--tf-python`` (default: this interpreter if it can import ``tensorflow``), fed
-the exact bytes through a length-prefixed file.  It also checks that TF's
-vocabulary and ids equal ours.  Without TensorFlow only our side is measured
-and the report says why.
+the exact bytes through a length-prefixed file.  The warm-ups of both sides record
+every output batch (:class:`~benchmarks._tf_vectorizer.OutputCheck`) and the
+report says per row whether TF's vocabulary and outputs equal ours
+(:mod:`benchmarks._vectorizer_check`: every output of every text, ``tf_idf``'s
+OOV column with ``rtol = 3.5 * 2**-23``, the rest exactly).  Without TensorFlow only our side is
+measured and the report says why.
 
 The JSON report (default ``benchmarks/reports/vectorizer-<host>-<date>.json``)
-holds the environment, the data, per-phase median/min/max seconds and the
-TF/ours ratios of the medians.  Timings are reported, never asserted.
+holds the environment, the data, and per row (``modes.<row>``) the layer's
+arguments, per-phase median/min/max/IQR seconds of both sides, the TF/ours ratios
+of the medians and the output check.  Timings are reported, never asserted.
 """
 
 from __future__ import annotations
@@ -40,11 +54,18 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pyarrow as pa
 
 from benchmarks import common
-from benchmarks._tf_vectorizer import read_texts, write_texts
+from benchmarks._tf_vectorizer import (
+    MODES,
+    STANDARDIZE,
+    OutputCheck,
+    layer_arguments,
+    read_texts,
+    write_texts,
+)
+from benchmarks._vectorizer_check import compare_row
 from benchmarks.common import stats
 from embeddings.data import exact_texts, load_imdb
 from embeddings.errors import ArgumentParser
@@ -66,41 +87,55 @@ def _to_bytes(text: str | bytes) -> bytes:
     return text if isinstance(text, bytes) else text.encode("utf-8", "surrogateescape")
 
 
-def time_ours(
-    train_texts: Sequence[str | bytes], all_texts: Sequence[str | bytes], repeats: int
-) -> tuple[dict[str, list[float]], TextVectorization, np.ndarray]:
-    """Time our vectorizer: one warm-up, then ``repeats`` fresh adapt + transform runs.
+def _transform(vec: TextVectorization, texts: Sequence[str | bytes],
+               check: OutputCheck | None = None) -> None:
+    """Vectorize ``texts`` in batches of ``BATCH_SIZE``, dropping each output batch."""
+    for i in range(0, len(texts), BATCH_SIZE):
+        out = vec(texts[i:i + BATCH_SIZE])
+        if check is not None:
+            check.add(out)
+
+
+def time_ours(mode: str, standardize: str, train_texts: Sequence[str | bytes],
+              all_texts: Sequence[str | bytes], repeats: int
+              ) -> tuple[dict[str, list[float]], list[bytes], OutputCheck]:
+    """Time our vectorizer in one configuration: a warm-up, then ``repeats`` fresh runs.
 
     Args:
+        mode (str): a key of ``MODES``.
+        standardize (str): the ``standardize`` argument.
         train_texts (Sequence[str | bytes]): texts to adapt on.
         all_texts (Sequence[str | bytes]): texts to vectorize.
         repeats (int): timed repetitions.
 
     Returns:
-        tuple[dict[str, list[float]], TextVectorization, np.ndarray]: seconds per phase
-        and repetition, the last vectorizer, and its ids of shape ``(N, T)``.
+        tuple[dict[str, list[float]], list[bytes], OutputCheck]: seconds per phase and
+        repetition, the vocabulary as bytes and the warm-up's record of its outputs.
     """
+    arguments = layer_arguments(mode, MAX_TOKENS, SEQUENCE_LENGTH)
 
     def make() -> TextVectorization:
-        return TextVectorization(
-            max_tokens=MAX_TOKENS, standardize="tutorial", output_sequence_length=SEQUENCE_LENGTH
-        )
+        return TextVectorization(standardize=standardize, **arguments)
 
-    vec = make()  # warm-up
+    vec = make()  # warm-up: untimed, and it records the outputs to compare
     vec.adapt(train_texts)
-    ids = vec(all_texts)
+    check = OutputCheck(arguments["output_mode"] == "int")
+    _transform(vec, all_texts, check)
+    vocabulary = [_to_bytes(t) for t in vec.get_vocabulary()]
+    if vec.idf_weights is not None:
+        check.oov_weight = float(vec.idf_weights[0])
     times: dict[str, list[float]] = {phase: [] for phase in PHASES}
     for _ in range(repeats):
         vec = make()
         t0 = time.perf_counter()
         vec.adapt(train_texts)
         t1 = time.perf_counter()
-        ids = vec(all_texts)
+        _transform(vec, all_texts)
         t2 = time.perf_counter()
         times["adapt"].append(t1 - t0)
         times["transform"].append(t2 - t1)
         times["total"].append(t2 - t0)
-    return times, vec, ids
+    return times, vocabulary, check
 
 
 def default_tf_python() -> str | None:
@@ -108,31 +143,35 @@ def default_tf_python() -> str | None:
     return sys.executable if importlib.util.find_spec("tensorflow") is not None else None
 
 
-def time_tf(
-    tf_python: str, all_texts: Sequence[bytes], n_train: int, repeats: int
-) -> tuple[dict[str, Any], list[bytes], np.ndarray]:
+def time_tf(tf_python: str, modes: Sequence[str], standardize: str,
+            all_texts: Sequence[bytes], n_train: int, repeats: int
+            ) -> tuple[dict[str, Any], dict[str, tuple[list[bytes], OutputCheck]]]:
     """Run ``_tf_vectorizer.py`` under ``tf_python`` and collect its results.
 
     Args:
         tf_python (str): an interpreter with TensorFlow and Keras.
+        modes (Sequence[str]): keys of ``MODES``.
+        standardize (str): one of ``STANDARDIZE``.
         all_texts (Sequence[bytes]): texts to vectorize.
         n_train (int): the first ``n_train`` texts are the ones to adapt on.
         repeats (int): timed repetitions.
 
     Returns:
-        tuple[dict[str, Any], list[bytes], np.ndarray]: the script's JSON result, TF's
-        vocabulary as bytes, and its ids of shape ``(N, T)``.
+        tuple[dict[str, Any], dict[str, tuple[list[bytes], OutputCheck]]]: the script's
+        JSON result, and per mode TF's vocabulary as bytes and its record of outputs.
 
     Raises:
         RuntimeError: the subprocess failed; the message holds its stderr's tail.
     """
     with tempfile.TemporaryDirectory(prefix="bench-vectorizer-") as tmp:
-        texts_file = Path(tmp) / "texts.bin"
+        out_dir = Path(tmp)
+        texts_file = out_dir / "texts.bin"
         write_texts(texts_file, list(all_texts))
         env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2", KERAS_BACKEND="tensorflow")
         cmd = [
             tf_python, str(TF_SCRIPT), "--texts", str(texts_file), "--n-train",
             str(n_train), "--out-dir", tmp, "--repeats", str(repeats),
+            "--modes", ",".join(modes), "--standardize", standardize,
             "--batch-size", str(BATCH_SIZE), "--max-tokens", str(MAX_TOKENS),
             "--sequence-length", str(SEQUENCE_LENGTH),
         ]
@@ -151,58 +190,32 @@ def time_tf(
         if not lines:
             raise RuntimeError(f"{TF_SCRIPT.name} printed no JSON. stdout: {proc.stdout[-2000:]}")
         result = json.loads(lines[-1])
-        vocab = read_texts(Path(tmp) / "vocabulary.bin")
-        ids = np.load(Path(tmp) / "ids.npy", allow_pickle=False)
-    return result, vocab, ids
+        outputs = {
+            mode: (read_texts(out_dir / f"vocabulary-{mode}.bin"),
+                   OutputCheck.load(out_dir, mode, result["modes"][mode]["digests"],
+                                    result["modes"][mode]["output_dtype"],
+                                    result["modes"][mode].get("oov_idf_weight")))
+            for mode in modes
+        }
+    return result, outputs
 
 
 def environment() -> dict[str, Any]:
-    """The shared environment record plus pyarrow and the hash of ``embeddings/text.py``."""
-    text_py = REPO / "embeddings" / "text.py"
+    """The shared environment record plus pyarrow and a hash of ``embeddings/text/``."""
+    sources = sorted(p for p in (REPO / "embeddings" / "text").glob("*")
+                     if p.suffix in (".py", ".c"))
+    digest = hashlib.sha256()
+    for path in sources:
+        digest.update(f"{path.name}\0{len(path.read_bytes())}\0".encode())
+        digest.update(path.read_bytes())
     env = common.environment()
     env.update({
         "pyarrow": pa.__version__,
         "pyarrow_cpu_count": pa.cpu_count(),
-        "text_py_sha256": hashlib.sha256(text_py.read_bytes()).hexdigest()
-        if text_py.is_file() else None,
+        "text_sources": [p.name for p in sources],
+        "text_sources_sha256": digest.hexdigest() if sources else None,
     })
     return env
-
-
-def _summary(impl: str, phase: str, n: str, median_s: float, spread: tuple[float, float]) -> str:
-    return (
-        f"impl={impl:<4} device=cpu dtype=int64 phase={phase:<9} N={n} T={SEQUENCE_LENGTH} "
-        f"V={MAX_TOKENS} median_ms={median_s * 1e3:9.1f} "
-        f"(min {spread[0] * 1e3:.1f}, max {spread[1] * 1e3:.1f})"
-    )
-
-
-def _counts(phase: str, n_train: int, n_all: int) -> str:
-    """Texts a phase handles: adapt ``n_train``, transform ``n_all``, total both."""
-    return {"adapt": str(n_train), "transform": str(n_all)}.get(phase, f"{n_train}+{n_all}")
-
-
-def _first_difference(ours: np.ndarray, theirs: np.ndarray) -> dict[str, Any] | None:
-    """Where two id arrays first differ, or ``None`` when equal."""
-    if ours.shape != theirs.shape:
-        return {"shape_ours": list(ours.shape), "shape_tf": list(theirs.shape)}
-    rows = np.flatnonzero((ours != theirs).any(axis=1))
-    if rows.size == 0:
-        return None
-    r = int(rows[0])
-    return {"rows_differing": int(rows.size), "first_row": r,
-            "ours": ours[r].tolist(), "tf": theirs[r].tolist()}
-
-
-def _first_token_difference(ours: list[bytes], theirs: list[bytes]) -> dict[str, Any]:
-    """Where two vocabularies first differ; tokens shown as ``repr`` of their bytes."""
-    pairs = zip(ours, theirs, strict=False)
-    i = next((i for i, (a, b) in enumerate(pairs) if a != b), min(len(ours), len(theirs)))
-    return {
-        "index": i,
-        "ours": repr(ours[i]) if i < len(ours) else None,
-        "tf": repr(theirs[i]) if i < len(theirs) else None,
-    }
 
 
 def default_out() -> Path:
@@ -226,12 +239,53 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
                         help="report path (default: benchmarks/reports/vectorizer-<host>-<date>"
                              ".json)")
     parser.add_argument("--repeats", type=int, default=REPEATS, help="timed repetitions")
+    parser.add_argument("--modes", default=",".join(MODES),
+                        help=f"comma-separated rows to measure, of {', '.join(MODES)} "
+                             "(default: all)")
+    parser.add_argument("--standardize", choices=STANDARDIZE, default="tutorial",
+                        help="standardization of every row (default: tutorial)")
     parser.add_argument("--tf-python", default=None,
                         help="interpreter with TensorFlow (default: this one if it has it)")
     args = parser.parse_args(argv)
     if args.repeats < 1:
         parser.error(f"--repeats must be at least 1. Received: --repeats={args.repeats}")
+    modes = [m.strip() for m in args.modes.split(",") if m.strip()]
+    unknown = [m for m in modes if m not in MODES]
+    if unknown or not modes:
+        parser.error(f"--modes must name rows of {', '.join(MODES)}, separated by commas. "
+                     f"Received: --modes={args.modes}")
+    args.modes = list(dict.fromkeys(modes))
     return args
+
+
+def _line(mode: str, impl: str, entry: dict[str, Any]) -> str:
+    medians = "  ".join(f"{entry[p]['median_s']:10.3f}" for p in PHASES)
+    return f"{mode:<15} {impl:<7} {medians}"
+
+
+def _dtypes(dtypes: dict[str, str | None]) -> str:
+    """`` dtype ours=... tf=...`` when the two sides' output dtypes differ, else ``""``."""
+    return "" if dtypes["ours"] == dtypes["tf"] else \
+        f" (dtype ours={dtypes['ours']} tf={dtypes['tf']})"
+
+
+def _summary(report: dict[str, Any]) -> list[str]:
+    """One line per row and side (median seconds), and the TF/ours ratios."""
+    lines = [f"device=cpu V={MAX_TOKENS} T={SEQUENCE_LENGTH} (int) batch={BATCH_SIZE} "
+             f"N={report['data']['n_adapt']} adapt + {report['data']['n_transform']} "
+             f"transform, median s of {report['config']['repeats']}",
+             f"{'mode':<15} {'impl':<7} " + "  ".join(f"{p:>10}" for p in PHASES)]
+    for mode, row in report["modes"].items():
+        lines.append(_line(mode, "ours", row["ours"]))
+        if "ratio_tf_over_ours" in row:
+            lines.append(_line(mode, "tf", row["tf"]))
+            ratios = row["ratio_tf_over_ours"]
+            lines.append(f"{mode:<15} {'tf/ours':<7} "
+                         + "  ".join(f"{ratios[p]:9.2f}x" for p in PHASES)
+                         + f"  vocabulary_equal={row['check']['vocabulary_equal']} "
+                         f"outputs_equal={row['check']['outputs_equal']}"
+                         + _dtypes(row["check"]["output_dtypes"]))
+    return lines
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -255,7 +309,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     all_bytes = [_to_bytes(t) for t in all_texts]
     n_train, n_all = len(train_texts), len(all_texts)
 
-    ours_times, vec, ours_ids = time_ours(train_texts, all_texts, args.repeats)
     report: dict[str, Any] = {
         "benchmark": "vectorizer",
         "environment": env,
@@ -269,75 +322,73 @@ def main(argv: Sequence[str] | None = None) -> int:
         "config": {
             "max_tokens": MAX_TOKENS,
             "output_sequence_length": SEQUENCE_LENGTH,
-            "standardize": "tutorial",
-            "tf_batch_size": BATCH_SIZE,
+            "standardize": args.standardize,
+            "batch_size": BATCH_SIZE,
             "repeats": args.repeats,
             "warmup": 1,
             "timer": "time.perf_counter; adapt, transform and total from one run per repetition",
-            "ours_input": "list of str/bytes, transformed in one call",
+            "ours_input": "adapt: the list of str/bytes in one call; transform: vec(texts[i:i "
+                          "+ 1024]) per batch, each output dropped",
             "tf_input": "list of bytes; adapt on Dataset.from_tensor_slices(train).batch(1024), "
-                        "transform as layer(tf.constant(batch)) per 1024, tf.concat; conversion "
-                        "to tensors is inside the timings (also timed alone)",
+                        "transform as layer(tf.constant(batch)).numpy() per 1024, each output "
+                        "dropped; conversion to tensors is inside the timings (also timed "
+                        "alone)",
+            "check": "made on the warm-up runs, never timed",
         },
-        "ours": {phase: stats(ours_times[phase]) for phase in PHASES},
+        "modes": {},
     }
-    lines = [_summary("ours", p, _counts(p, n_train, n_all),
-                      report["ours"][p]["median_s"],
-                      (report["ours"][p]["min_s"], report["ours"][p]["max_s"]))
-             for p in PHASES]
+    checks: dict[str, tuple[list[bytes], OutputCheck]] = {}
+    for mode in args.modes:
+        times, vocabulary, check = time_ours(mode, args.standardize, train_texts, all_texts,
+                                             args.repeats)
+        arguments = layer_arguments(mode, MAX_TOKENS, SEQUENCE_LENGTH)
+        report["modes"][mode] = {
+            "layer": {"standardize": args.standardize, **arguments},
+            "ours": {phase: stats(times[phase]) for phase in PHASES},
+        }
+        checks[mode] = (vocabulary, check)
 
     tf_python = args.tf_python or default_tf_python()
     status = 0
+    note = ""
     if tf_python is None:
         note = ("TensorFlow skipped: this interpreter cannot import tensorflow; pass "
                 "--tf-python /path/to/python of an environment with tensorflow and keras.")
         report["tf"] = {"skipped": note}
     else:
         try:
-            result, tf_vocab, tf_ids = time_tf(tf_python, all_bytes, n_train, args.repeats)
+            result, tf_outputs = time_tf(tf_python, args.modes, args.standardize, all_bytes,
+                                         n_train, args.repeats)
         except RuntimeError as err:
             note = f"TensorFlow failed, not measured: {err}"
             report["tf"] = {"skipped": note, "tf_python": tf_python}
             status = 1 if args.tf_python else 0
         else:
-            note = ""
-            ours_vocab = [_to_bytes(t) for t in vec.get_vocabulary()]
-            ids = ours_ids
             report["tf"] = {
                 "tf_python": tf_python,
-                **{k: v for k, v in result.items() if k not in ("times_s", "input_conversion_s")},
-                **{phase: stats(result["times_s"][phase]) for phase in PHASES},
+                **{k: v for k, v in result.items() if k not in ("modes", "input_conversion_s")},
                 "input_conversion": stats(result["input_conversion_s"]),
             }
             report["environment"]["tensorflow"] = result["tensorflow"]
             report["environment"]["keras"] = result["keras"]
-            report["ratio_tf_over_ours"] = {
-                phase: report["tf"][phase]["median_s"] / report["ours"][phase]["median_s"]
-                for phase in PHASES
-            }
-            report["vocabulary_equal"] = ours_vocab == tf_vocab
-            report["vocabulary_sizes"] = {"ours": len(ours_vocab), "tf": len(tf_vocab)}
-            if not report["vocabulary_equal"]:
-                report["vocabulary_first_difference"] = _first_token_difference(
-                    ours_vocab, tf_vocab
-                )
-            report["sequences_equal"] = bool(ids.shape == tf_ids.shape and (ids == tf_ids).all())
-            if not report["sequences_equal"]:
-                report["sequences_first_difference"] = _first_difference(ids, tf_ids)
-            lines += [_summary("tf", p, _counts(p, n_train, n_all),
-                               report["tf"][p]["median_s"],
-                               (report["tf"][p]["min_s"], report["tf"][p]["max_s"]))
-                      for p in PHASES]
+            for mode, row in report["modes"].items():
+                tf_mode = result["modes"][mode]
+                row["tf"] = {phase: stats(tf_mode["times_s"][phase]) for phase in PHASES}
+                row["tf"].update(vocabulary_source=tf_mode["vocabulary_source"],
+                                 output_dtype=tf_mode["output_dtype"])
+                row["ratio_tf_over_ours"] = {
+                    phase: row["tf"][phase]["median_s"] / row["ours"][phase]["median_s"]
+                    for phase in PHASES
+                }
+                row["check"] = compare_row(MODES[mode][0], *checks[mode], *tf_outputs[mode])
+    if note:
+        for row in report["modes"].values():
+            row["tf"] = {"skipped": note}
     report["loadavg"] = {"before": list(load_before), "after": list(os.getloadavg())}
 
     common.write_json(out, report)
-    for line in lines:
+    for line in _summary(report):
         print(line)
-    if "ratio_tf_over_ours" in report:
-        ratios = report["ratio_tf_over_ours"]
-        print("ratio tf/ours (medians): " + ", ".join(f"{p}={ratios[p]:.2f}x" for p in PHASES))
-        print(f"vocabulary_equal={report['vocabulary_equal']} "
-              f"sequences_equal={report['sequences_equal']}")
     if note:
         print(note)
     print(f"report: {out}")

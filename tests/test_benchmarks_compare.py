@@ -164,10 +164,54 @@ def test_vectorizer_reports_use_iqr_of_their_times() -> None:
          "tf": {"skipped": "TensorFlow skipped"}}
     result = compare.compare(a, b)
     (match,) = result.matched
-    assert match.key == ("ours", "total")
+    assert match.key == ("int", "ours", "total")  # a report without rows is the int row
     assert match.a.iqr_s == pytest.approx(0.2, rel=1e-9, abs=0.0)
     assert match.mark == ""  # 8.3% change, 16.7% relative IQR
-    assert ("ours", "adapt") in [key for key, _ in result.skipped]
+    assert ("int", "ours", "adapt") in [key for key, _ in result.skipped]
+
+
+def _vectorizer(**rows: tuple[float, float | None]) -> dict[str, Any]:
+    """A report with ``modes``: per row the total median of ours and of TF (None: skipped)."""
+    def side(median_s: float | None) -> dict[str, Any]:
+        if median_s is None:
+            return {"skipped": "TensorFlow skipped"}
+        return {"total": {"median_s": median_s, "iqr_s": median_s / 100,
+                          "times_s": [median_s] * 3}}
+
+    return {"benchmark": "vectorizer", "tf": {"tensorflow": "2.21.0"},
+            "modes": {mode: {"ours": side(ours), "tf": side(tf)}
+                      for mode, (ours, tf) in rows.items()}}
+
+
+def test_vectorizer_rows_match_on_mode_impl_and_phase() -> None:
+    a = _vectorizer(int=(0.4, 3.3), tf_idf=(2.0, 10.0))
+    b = _vectorizer(int=(0.2, 3.3), multi_hot=(1.0, None))
+    result = compare.compare(a, b)
+    by_key = {m.key: m for m in result.matched}
+    assert set(by_key) == {("int", "ours", "total"), ("int", "tf", "total")}
+    assert by_key[("int", "ours", "total")].ratio == pytest.approx(0.5, rel=1e-12, abs=0.0)
+    assert by_key[("int", "tf", "total")].mark == ""
+    assert ("tf_idf", "tf", "total") in result.only_a
+    assert ("multi_hot", "ours", "total") in result.only_b
+    assert ("multi_hot", "tf", "total") in result.only_b
+
+
+def test_old_vectorizer_report_compares_with_the_int_row(tmp_path: Path,
+                                                          capsys: pytest.CaptureFixture[str]
+                                                          ) -> None:
+    old = {"benchmark": "vectorizer",
+           "ours": {"total": {"median_s": 0.36, "times_s": [0.35, 0.36, 0.37]}},
+           "tf": {"total": {"median_s": 3.3, "times_s": [3.2, 3.3, 3.4]}}}
+    new = _vectorizer(int=(0.18, 3.3), count=(1.0, 6.0))
+    result = compare.compare(old, new)
+    assert {m.key for m in result.matched} == {("int", "ours", "total"),
+                                               ("int", "tf", "total")}
+    (ours,) = [m for m in result.matched if m.key[1] == "ours"]
+    assert ours.ratio == pytest.approx(0.5, rel=1e-12, abs=0.0)
+    assert ours.mark == "*"  # 50% faster; relative IQRs 2.8% (A) and 1% (B)
+    assert _run(tmp_path, old, new) == 0
+    out = capsys.readouterr().out
+    assert "int ours total" in out and "only in B (" in out and "count ours total" in out
 
 
 REPO = Path(__file__).resolve().parents[1]
@@ -209,6 +253,16 @@ MALFORMED = {
         "Received: backends.torch.epoch=0.5"),
     "vectorizer phase mistyped": ("vec.json", {"benchmark": "vectorizer", "ours": {
         "total": {"median_s": [1]}}}, "field ours.total.median_s must be a number or null"),
+    "vectorizer modes a list": ("modes.json", {"benchmark": "vectorizer", "modes": ["int"]},
+                                "field modes must be an object or null. Received: "
+                                "modes=['int']; fix the field, or write the report again "
+                                "with python -m benchmarks.vectorizer"),
+    "vectorizer row not an object": ("row.json", {"benchmark": "vectorizer", "modes": {
+        "count": 1.5}}, "field modes.count must be an object. Received: modes.count=1.5"),
+    "vectorizer row timing mistyped": ("rowt.json", {"benchmark": "vectorizer", "modes": {
+        "tf_idf": {"tf": {"adapt": {"median_s": 1.0, "times_s": [1.0, "x"]}}}}},
+        "field modes.tf_idf.tf.adapt.times_s[1] must be a number. Received: "
+        "modes.tf_idf.tf.adapt.times_s[1]='x'"),
     "commit not a string": ("env.json", {**_hotloop(GOOD_CASE), "environment": {
         "git_commit": 123}}, "field environment.git_commit must be a string or null"),
 }
