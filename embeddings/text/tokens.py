@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import codecs
 import string
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -121,6 +121,40 @@ def as_texts(inputs: Any, encoding: str = "utf-8") -> Texts:
         flat = [to_bytes(t, encoding) for r in rows for t in r]
         return Texts(flat, (len(rows), widths.pop()))
     return Texts([to_bytes(t, encoding) for t in items], (len(items),))
+
+
+def adapt_batches(data: Any, batch_size: int | None, steps: int | None) -> Iterator[Any]:
+    """The batches ``adapt`` counts, as Keras reads ``data``: a list, array or other
+    sequence (a ``datasets`` column) is one batch of shape ``(N, 1)`` (or ``batch_size``
+    rows at a time, which changes nothing counted); any other iterable yields its own
+    batches, each counted as given; ``steps`` stops after that many batches."""
+    if type(data).__name__ in ("Dataset", "IterableDataset") and \
+            hasattr(data, "column_names"):
+        raise ValueError("adapt reads texts, not a datasets.Dataset of rows: pass its "
+                         f"text column, e.g. ds['text']. Received: columns "
+                         f"{data.column_names}")
+    if isinstance(data, (str, bytes)) or not isinstance(data, Iterable):
+        yield data
+        return
+    is_array = isinstance(data, (list, tuple, np.ndarray, pa.Array, pa.ChunkedArray,
+                                 Sequence)) or (hasattr(data, "__len__") and
+                                                hasattr(data, "__getitem__"))
+    if not is_array:  # an iterable of batches, each counted as Keras counts it
+        for i, batch in enumerate(data):
+            if steps is not None and i >= steps:
+                return
+            yield batch
+        return
+    texts = as_texts(data if isinstance(data, (np.ndarray, list, tuple)) else list(data))
+    rows = np.asarray(texts.flat, dtype=object)
+    width = texts.shape[1] if len(texts.shape) == 2 else 1
+    rows = rows.reshape(-1, width)  # Keras adapts a 1-D array as (N, 1)
+    size = batch_size or max(1, len(rows))
+    for i, start in enumerate(range(0, max(1, len(rows)), size)):
+        if steps is not None and i >= steps:
+            return
+        yield rows[start:start + size]
+
 
 
 @dataclass(frozen=True)

@@ -23,64 +23,21 @@ standardization (lowercase, ``<br />`` to a space, strip punctuation).
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Iterable, Iterator, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import numpy as np
 import pyarrow as pa
-import pyarrow.compute as pc
 
-from embeddings.text import native, tokens
+from embeddings.text import arguments, chunks, native, outputs, tokens
 from embeddings.text import vocabulary as vocab_lib
-from embeddings.text.tokens import (
-    SPLIT_MODES,
-    STANDARDIZE_MODES,
-    Rows,
-    TextLike,
-    Texts,
-    as_texts,
-)
+from embeddings.text.arguments import OUTPUT_MODES
+from embeddings.text.tokens import Rows, TextLike, Texts, adapt_batches, as_texts
 from embeddings.text.vocabulary import OOV_TOKEN, PAD_TOKEN, Counts
 
-T = TypeVar("T")
-OUTPUT_MODES = ("int", "multi_hot", "count", "tf_idf", "one_hot")
-_ALIASES = {"binary": "multi_hot", "tf-idf": "tf_idf"}  # Keras's deprecated names
-_THREADS = max(1, min(4, os.cpu_count() or 1))
-_MIN_CHUNK = 2048  # texts per thread below which one thread is faster (Arrow)
-_MIN_COMPILED_CHUNK = 256  # the same for the compiled kernels (measured: 2 threads from 512)
 ASSET_VOCABULARY = "vocabulary.txt"
-
-
-def _bounds(count: int, min_chunk: int = _MIN_CHUNK) -> list[int]:
-    """Where ``count`` texts are cut into one consecutive chunk per thread (no chunk below
-    ``min_chunk`` texts, unless there is just one)."""
-    n = max(1, min(_THREADS, count // min_chunk))
-    return [count * i // n for i in range(n + 1)]
-
-
-def _threads(fn: Callable[[int], T], n: int) -> list[T]:
-    """``[fn(0), ..., fn(n - 1)]``, on threads (Arrow and the compiled kernels release the
-    GIL)."""
-    if n == 1:
-        return [fn(0)]
-    with ThreadPoolExecutor(max_workers=n) as pool:
-        return list(pool.map(fn, range(n)))
-
-
-def _per_chunk(fn: Callable[[list[bytes]], T], texts: list[bytes],
-               min_chunk: int = _MIN_CHUNK) -> list[T]:
-    """Run ``fn`` on consecutive chunks of ``texts``, a chunk per thread."""
-    bounds = _bounds(len(texts), min_chunk)
-    return _threads(lambda i: fn(texts[bounds[i]:bounds[i + 1]]), len(bounds) - 1)
-
-
-def _check_mode(name: str, value: object, modes: tuple[str, ...]) -> None:
-    if value is None or callable(value) or value in modes:
-        return
-    raise ValueError(f"{name} must be one of {modes}, None or a callable. "
-                     f"Received: {name}={value!r}")
+__all__ = ["ASSET_VOCABULARY", "OOV_TOKEN", "OUTPUT_MODES", "PAD_TOKEN", "TextVectorization"]
 
 
 class TextVectorization:
@@ -134,8 +91,8 @@ class TextVectorization:
         encoding: str = "utf-8",
         vocabulary_size: int | None = None,
     ) -> None:
-        output_mode = _ALIASES.get(output_mode, output_mode)
-        self._check_arguments(max_tokens, standardize, split, ngrams, output_mode,
+        output_mode = arguments.ALIASES.get(output_mode, output_mode)
+        arguments.check(max_tokens, standardize, split, ngrams, output_mode,
                               output_sequence_length, pad_to_max_tokens, idf_weights, sparse,
                               ragged)
         self.max_tokens = max_tokens
@@ -169,52 +126,6 @@ class TextVectorization:
         if vocabulary is not None:
             self.set_vocabulary(vocabulary, idf_weights)
         self.reset_state()
-
-    @staticmethod
-    def _check_arguments(max_tokens: int | None, standardize: object, split: object,
-                         ngrams: object, output_mode: str, output_sequence_length: int | None,
-                         pad_to_max_tokens: bool, idf_weights: object, sparse: bool,
-                         ragged: bool) -> None:
-        if max_tokens is not None and (isinstance(max_tokens, bool) or
-                                       not isinstance(max_tokens, int) or max_tokens <= 1):
-            raise ValueError(f"max_tokens must be None or an integer above 1. "
-                             f"Received: max_tokens={max_tokens!r}")
-        _check_mode("standardize", standardize, STANDARDIZE_MODES)
-        _check_mode("split", split, SPLIT_MODES)
-        if output_mode not in OUTPUT_MODES:
-            raise ValueError(f"output_mode must be one of {OUTPUT_MODES}. "
-                             f"Received: output_mode={output_mode!r}")
-        widths = (ngrams,) if isinstance(ngrams, int) else ngrams
-        if ngrams is not None and not (
-                isinstance(widths, tuple) and widths and
-                all(isinstance(w, int) and not isinstance(w, bool) and w >= 1 for w in widths)):
-            raise ValueError("ngrams must be None, an integer of at least 1, or a non-empty "
-                             f"tuple of them. Received: ngrams={ngrams!r}")
-        if output_sequence_length is not None:
-            if output_mode != "int":
-                raise ValueError("`output_sequence_length` must not be set if `output_mode` "
-                                 "is not 'int'. Received: "
-                                 f"output_sequence_length={output_sequence_length!r}")
-            if isinstance(output_sequence_length, bool) or \
-                    not isinstance(output_sequence_length, int) or output_sequence_length < 1:
-                raise ValueError("output_sequence_length must be None or an integer of at "
-                                 f"least 1. Received: "
-                                 f"output_sequence_length={output_sequence_length!r}")
-        if pad_to_max_tokens and max_tokens is None:
-            raise ValueError("pad_to_max_tokens=True needs max_tokens. Received: "
-                             "max_tokens=None")
-        if idf_weights is not None and output_mode != "tf_idf":
-            raise ValueError("idf_weights may only be set in output_mode='tf_idf'. "
-                             f"Received: output_mode={output_mode!r}")
-        if sparse:
-            raise ValueError("sparse=True needs TensorFlow's SparseTensor; this engine returns "
-                             "dense NumPy arrays. Received: sparse=True")
-        if ragged and output_mode != "int":
-            raise ValueError("ragged=True works only with output_mode='int'. "
-                             f"Received: output_mode={output_mode!r}")
-        if output_mode == "one_hot" and split is not None:
-            raise ValueError("output_mode='one_hot' gives one vector per string, so it needs "
-                             f"split=None. Received: split={split!r}")
 
     # -- configuration -------------------------------------------------------
     def get_config(self) -> dict[str, Any]:
@@ -280,20 +191,20 @@ class TextVectorization:
         if mode is not None:
             widths, flat = self._widths or (1,), texts.flat
             if max(widths) > 1:  # threads count disjoint hash partitions of all the texts
-                parts = len(_bounds(len(flat), _MIN_COMPILED_CHUNK)) - 1
-                counted = _threads(lambda part: native.count_ngrams(
+                parts = len(chunks.bounds(len(flat), chunks.MIN_COMPILED_CHUNK)) - 1
+                counted = chunks.threads(lambda part: native.count_ngrams(
                     flat, mode, widths, tokens.NGRAM_SEPARATOR, part, parts), parts)
             else:  # few distinct tokens: threads count chunks of texts, merged by ranked()
-                counted = _per_chunk(lambda c: native.count_ngrams(
-                    c, mode, widths, tokens.NGRAM_SEPARATOR), flat, _MIN_COMPILED_CHUNK)
+                counted = chunks.per_chunk(lambda c: native.count_ngrams(
+                    c, mode, widths, tokens.NGRAM_SEPARATOR), flat, chunks.MIN_COMPILED_CHUNK)
                 for found in counted[1:]:
                     counts.add_counted([found], 0)
                 counted = counted[:1]
             counts.add_counted(counted, len(flat))
             return
         if len(texts.shape) >= 1 and self.split is not None:  # split rows on threads
-            for rows in _per_chunk(lambda c: self._rows(Texts(c, (len(c), *texts.shape[1:]))),
-                                   texts.flat):
+            for rows in chunks.per_chunk(
+                    lambda c: self._rows(Texts(c, (len(c), *texts.shape[1:]))), texts.flat):
                 counts.add_rows(rows)
             return
         counts.add_rows(self._rows(texts))
@@ -341,38 +252,9 @@ class TextVectorization:
                 raise ValueError(f"{name} must be None or a positive integer. "
                                  f"Received: {name}={value!r}")
         self.reset_state()
-        for batch in self._batches(data, batch_size, steps):
+        for batch in adapt_batches(data, batch_size, steps):
             self.update_state(batch)
         self.finalize_state()
-
-    @staticmethod
-    def _batches(data: Any, batch_size: int | None, steps: int | None) -> Iterator[Any]:
-        if type(data).__name__ in ("Dataset", "IterableDataset") and \
-                hasattr(data, "column_names"):
-            raise ValueError("adapt reads texts, not a datasets.Dataset of rows: pass its "
-                             f"text column, e.g. ds['text']. Received: columns "
-                             f"{data.column_names}")
-        if isinstance(data, (str, bytes)) or not isinstance(data, Iterable):
-            yield data
-            return
-        is_array = isinstance(data, (list, tuple, np.ndarray, pa.Array, pa.ChunkedArray,
-                                     Sequence)) or (hasattr(data, "__len__") and
-                                                    hasattr(data, "__getitem__"))
-        if not is_array:  # an iterable of batches, each counted as Keras counts it
-            for i, batch in enumerate(data):
-                if steps is not None and i >= steps:
-                    return
-                yield batch
-            return
-        texts = as_texts(data if isinstance(data, (np.ndarray, list, tuple)) else list(data))
-        rows = np.asarray(texts.flat, dtype=object)
-        width = texts.shape[1] if len(texts.shape) == 2 else 1
-        rows = rows.reshape(-1, width)  # Keras adapts a 1-D array as (N, 1)
-        size = batch_size or max(1, len(rows))
-        for i, start in enumerate(range(0, max(1, len(rows)), size)):
-            if steps is not None and i >= steps:
-                return
-            yield rows[start:start + size]
 
     def set_vocabulary(self, vocabulary: Sequence[TextLike] | np.ndarray | str |
                        os.PathLike[str], idf_weights: Sequence[float] | np.ndarray | None =
@@ -401,7 +283,7 @@ class TextVectorization:
             if self.output_mode == "tf_idf":
                 raise ValueError("tf_idf mode cannot read its vocabulary from a file (Keras "
                                  "refuses it too); pass a list and idf_weights.")
-            learned = vocabulary_file(vocabulary, self.max_tokens, start)
+            learned = vocab_lib.read_vocabulary_file(vocabulary, self.max_tokens, start)
             self._set_learned(learned)
             return
         items = vocabulary.tolist() if isinstance(vocabulary, np.ndarray) else list(vocabulary)
@@ -451,21 +333,11 @@ class TextVectorization:
         if self._input_vocabulary is not None:
             return
         path = Path(dir_path) / ASSET_VOCABULARY
-        learned = [] if path.stat().st_size == 0 else vocabulary_file(path, self.max_tokens,
-                                                                       len(self._specials))
+        learned = [] if path.stat().st_size == 0 else \
+            vocab_lib.read_vocabulary_file(path, self.max_tokens, len(self._specials))
         self._set_learned(learned)
 
     # -- tokens to outputs -----------------------------------------------------
-    def _ids(self, rows: Rows) -> np.ndarray:
-        """Ids of the flat tokens: learned tokens from ``len(specials)``, others the OOV id;
-        ``''`` (the mask) is 0 in ``int`` mode and -1 (dropped) in the others."""
-        start = len(self._specials)
-        found = pc.index_in(rows.values, value_set=self._index).fill_null(-1)
-        ids = found.to_numpy(zero_copy_only=False).astype(np.int64) + start  # unknown: start - 1
-        mask = pc.equal(pc.binary_length(rows.values), 0).to_numpy(zero_copy_only=False)
-        ids[mask] = 0 if self.output_mode == "int" else -1
-        return ids
-
     def __call__(self, inputs: Any) -> np.ndarray | list[np.ndarray]:
         """Vectorize ``inputs``.
 
@@ -486,31 +358,42 @@ class TextVectorization:
             raise RuntimeError("The vocabulary is not set: call adapt(texts) on texts that "
                                "hold words, or pass vocabulary=.")
         texts = as_texts(inputs)
-        length = self.output_sequence_length
+        length, int_mode = self.output_sequence_length, self.output_mode == "int"
+        start = len(self._specials)
+        depth = self.max_tokens if self.pad_to_max_tokens else self.vocabulary_size()
+        assert depth is not None
+        if self.output_mode == "tf_idf" and self.idf_weights is None:
+            raise RuntimeError("tf_idf needs IDF weights: call adapt(texts) or pass "
+                               "vocabulary= with idf_weights=.")
         mode = self._compiled(texts)
-        int_mode = self.output_mode == "int"
-        if mode is not None:
+        if mode is not None:  # whitespace split, built-in standardization: compiled
+            table, widths = self._table_of(), self._widths or (1,)
             if int_mode and not self.ragged and length is not None and self._widths is None:
-                ids = self._encode_compiled(texts.flat, mode, length)
+                ids = outputs.compiled_sequences(texts.flat, mode, table, length)
                 return ids if texts.shape else ids[0]
             if not int_mode:
-                out = self._vectorize_compiled(texts.flat, mode)
+                out = outputs.compiled_vectors(texts.flat, mode, table, widths, start - 1,
+                                               self.output_mode, depth, self.idf_weights)
                 return out if texts.shape else out[0]
-            ids, offsets = self._encode_ngrams(texts.flat, mode, length)
+            ids, offsets = outputs.compiled_ids(texts.flat, mode, table, widths, start - 1,
+                                                length)
             batched, scalar = bool(texts.shape), False
         else:
-            if self.split is not None and len(texts.shape) >= 1:
-                parts = _per_chunk(lambda c: self._rows(Texts(c, (len(c), 1))), texts.flat)
+            if self.split is not None and len(texts.shape) >= 1:  # split on threads
+                parts = chunks.per_chunk(lambda c: self._rows(Texts(c, (len(c), 1))),
+                                         texts.flat)
                 lengths = np.concatenate([p.lengths for p in parts])
                 rows = Rows(pa.concat_arrays([p.values for p in parts]),
                             np.concatenate([[0], np.cumsum(lengths)]), batched=True)
             else:
                 rows = self._rows(texts)
-            ids, offsets, batched, scalar = self._ids(rows), rows.offsets, rows.batched, \
-                rows.scalar
+            ids = outputs.ids_of(rows, self._index, start, int_mode)
+            offsets, batched, scalar = rows.offsets, rows.batched, rows.scalar
         if int_mode:
-            return self._sequences(ids, offsets, batched, scalar, length)
-        return self._vectors(ids, offsets, batched)
+            return outputs.sequences(ids, offsets, batched, scalar, length, self.ragged,
+                                     self.split is not None)
+        return outputs.vectors(ids, offsets, batched, self.output_mode, depth,
+                               self.idf_weights)
 
     def _table_of(self) -> native.VocabularyTable:
         """The compiled lookup table: list positions are ids (the special ids' entries are
@@ -518,113 +401,4 @@ class TextVectorization:
         if self._table is None:
             self._table = native.VocabularyTable([b""] * len(self._specials) + self._learned)
         return self._table
-
-    def _vectorize_compiled(self, texts: list[bytes], mode: str) -> np.ndarray:
-        """``multi_hot``, ``count`` or ``tf_idf`` rows from the compiled kernels, each thread
-        writing its chunk's rows of the output."""
-        depth = self.max_tokens if self.pad_to_max_tokens else self.vocabulary_size()
-        assert depth is not None
-        tf_idf = self.output_mode == "tf_idf"
-        if tf_idf and self.idf_weights is None:
-            raise RuntimeError("tf_idf needs IDF weights: call adapt(texts) or pass "
-                               "vocabulary= with idf_weights=.")
-        weights = self.idf_weights[:depth] if self.idf_weights is not None else None
-        finite = weights is not None and bool(np.isfinite(weights).all())
-        out = np.zeros((len(texts), depth), dtype=np.float32 if tf_idf else np.int64)
-        table, widths = self._table_of(), self._widths or (1,)
-        bounds = _bounds(len(texts), _MIN_COMPILED_CHUNK)
-        _threads(lambda i: native.vectorize_ngrams(
-            texts[bounds[i]:bounds[i + 1]], mode, table, widths, tokens.NGRAM_SEPARATOR,
-            len(self._specials) - 1, self.output_mode, out[bounds[i]:bounds[i + 1]],
-            weights if finite else None), len(bounds) - 1)
-        if tf_idf and not finite:  # TensorFlow multiplies every cell: 0 * inf is nan
-            out *= weights
-        return out
-
-    def _encode_ngrams(self, texts: list[bytes], mode: str, limit: int | None
-                       ) -> tuple[np.ndarray, np.ndarray]:
-        """Ids of every text's n-grams (at most ``limit`` each) and their offsets, from the
-        compiled kernels, a chunk per thread."""
-        table, widths, unknown = self._table_of(), self._widths or (1,), len(self._specials) - 1
-        parts = _per_chunk(lambda c: native.encode_ngrams(c, mode, table, widths,
-                                                          tokens.NGRAM_SEPARATOR, unknown,
-                                                          limit), texts, _MIN_COMPILED_CHUNK)
-        ends = np.cumsum([p[1][-1] for p in parts])
-        offsets = np.concatenate([[0]] + [p[1][1:] + start for p, start in
-                                          zip(parts, np.concatenate([[0], ends[:-1]]),
-                                              strict=True)])
-        return np.concatenate([p[0] for p in parts]), offsets.astype(np.int64)
-
-    def _encode_compiled(self, texts: list[bytes], mode: str, length: int) -> np.ndarray:
-        """Standardize, split and look up in one compiled pass per chunk (a chunk per thread),
-        reading only as much of each text as its first ``length`` tokens need."""
-        table = self._table_of()  # int mode: unknown tokens get id 1
-        parts = _per_chunk(lambda chunk: native.encode(chunk, mode, table, length), texts,
-                           _MIN_COMPILED_CHUNK)
-        return np.concatenate(parts) if parts else np.zeros((0, length), dtype=np.int64)
-
-    def _sequences(self, ids: np.ndarray, offsets: np.ndarray, batched: bool, scalar: bool,
-                   length: int | None) -> np.ndarray | list[np.ndarray]:
-        """``int`` output from each row's ids: padded with 0 on the right (or cut) to
-        ``length`` or the longest row; a list of rows when ``ragged`` and split."""
-        lengths = np.diff(offsets)
-        if self.ragged and self.split is not None:
-            cut = [ids[a:b][:length] for a, b in zip(offsets[:-1], offsets[1:], strict=True)]
-            return cut if batched else cut[0]
-        longest = int(lengths.max(initial=0))
-        # Keras pads ragged rows; rows of strings (split=None) it only cuts when ragged.
-        width = longest if length is None or (self.ragged and length > longest) else length
-        out = np.zeros((len(lengths), width), dtype=np.int64)
-        kept = np.minimum(lengths, width)
-        row_of = np.repeat(np.arange(len(lengths)), kept)
-        position = np.arange(int(kept.sum())) - np.repeat(np.cumsum(kept) - kept, kept)
-        out[row_of, position] = ids[np.repeat(offsets[:-1], kept) + position]
-        if scalar and length is None:
-            return out[0, 0]
-        return out if batched else out[0]
-
-    def _vectors(self, ids: np.ndarray, offsets: np.ndarray, batched: bool) -> np.ndarray:
-        """``multi_hot``, ``count``, ``tf_idf`` or ``one_hot`` output from each row's ids."""
-        lengths = np.diff(offsets)
-        depth = self.max_tokens if self.pad_to_max_tokens else self.vocabulary_size()
-        assert depth is not None
-        if self.output_mode == "one_hot":  # split=None: a vector per token, as tf.one_hot
-            out = np.zeros((len(ids), depth), dtype=np.int64)
-            hot = (ids >= 0) & (ids < depth)
-            out[np.nonzero(hot)[0], ids[hot]] = 1
-            width = int(lengths[0]) if batched and len(lengths) else 1
-            if batched and width != 1:  # (N, m) tokens: (N, m, depth)
-                return out.reshape(len(lengths), width, depth)
-            return out  # (M,) tokens or (N, 1): one vector each
-        n = len(lengths)
-        row_of = np.repeat(np.arange(n, dtype=np.int64), lengths)
-        keep = (ids >= 0) & (ids < depth)  # '' (the mask) is never counted
-        cells = row_of[keep] * depth + ids[keep]  # (K,): flat positions in the (N, depth) out
-        if self.output_mode == "count":  # int64, as TensorFlow
-            out = np.bincount(cells, minlength=n * depth).reshape(n, depth)
-        elif self.output_mode == "multi_hot":
-            out = np.zeros((n, depth), dtype=np.int64)
-            out.reshape(-1)[cells] = 1
-        else:
-            if self.idf_weights is None:
-                raise RuntimeError("tf_idf needs IDF weights: call adapt(texts) or pass "
-                                   "vocabulary= with idf_weights=.")
-            found, counts = np.unique(cells, return_counts=True)
-            out = np.zeros((n, depth), dtype=np.float32)
-            out.reshape(-1)[found] = counts
-            out *= self.idf_weights[:depth]  # every cell, as TensorFlow multiplies them
-        return out if batched else out[0]
-
-
-def vocabulary_file(path: str | os.PathLike[str], max_tokens: int | None, start: int
-                    ) -> list[bytes]:
-    """A vocabulary file's tokens, refused when too many for ``max_tokens``."""
-    learned = vocab_lib.read_file(path)
-    if max_tokens is not None and start + len(learned) > max_tokens:
-        raise ValueError(f"The vocabulary file has {len(learned)} tokens, more than "
-                         f"max_tokens={max_tokens} allows with {start} special ids.")
-    vocab_lib.check_tokens(learned, [], None)  # repeats are refused, as TensorFlow does
-    return learned
-
-
 

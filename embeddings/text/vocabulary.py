@@ -133,6 +133,18 @@ def read_file(path: str | os.PathLike[str]) -> list[bytes]:
     return tokens
 
 
+def read_vocabulary_file(path: str | os.PathLike[str], max_tokens: int | None, start: int
+                         ) -> list[bytes]:
+    """A vocabulary file's tokens (:func:`read_file`), refused when repeated or too many for
+    ``max_tokens`` with ``start`` special ids."""
+    learned = read_file(path)
+    if max_tokens is not None and start + len(learned) > max_tokens:
+        raise ValueError(f"The vocabulary file has {len(learned)} tokens, more than "
+                         f"max_tokens={max_tokens} allows with {start} special ids.")
+    check_tokens(learned, [], None)  # repeats are refused, as TensorFlow does
+    return learned
+
+
 def check_tokens(vocabulary: Sequence[Any], specials: list[bytes],
                  max_tokens: int | None) -> tuple[list[bytes], bool]:
     """A given vocabulary as learned tokens, with Keras's checks.
