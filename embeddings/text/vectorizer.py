@@ -93,8 +93,7 @@ class TextVectorization:
     ) -> None:
         output_mode = arguments.ALIASES.get(output_mode, output_mode)
         arguments.check(max_tokens, standardize, split, ngrams, output_mode,
-                              output_sequence_length, pad_to_max_tokens, idf_weights, sparse,
-                              ragged)
+                        output_sequence_length, pad_to_max_tokens, idf_weights, sparse, ragged)
         self.max_tokens = max_tokens
         self.standardize = standardize
         self.split = split
