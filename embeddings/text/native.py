@@ -9,6 +9,7 @@ Arrow formulation, which gives the same ids.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from pathlib import Path
 
 import numpy as np
@@ -36,12 +37,17 @@ def available() -> bool:
     return LIBRARY.available()
 
 
-def _pack(texts: list[bytes]) -> tuple[np.ndarray, np.ndarray]:
+def offsets(lengths: Iterable[int], count: int) -> np.ndarray:
+    """``(count + 1,)`` int64 offsets of ``count`` consecutive pieces of these lengths."""
+    out = np.zeros(count + 1, dtype=np.int64)
+    np.cumsum(np.fromiter(lengths, dtype=np.int64, count=count), out=out[1:])
+    return out
+
+
+def pack(texts: list[bytes]) -> tuple[np.ndarray, np.ndarray]:
     """Texts as one uint8 buffer and ``(n + 1,)`` int64 offsets (Arrow's string layout)."""
-    offsets = np.zeros(len(texts) + 1, dtype=np.int64)
-    np.cumsum(np.fromiter(map(len, texts), dtype=np.int64, count=len(texts)), out=offsets[1:])
     data = np.frombuffer(b"".join(texts) or b"\0", dtype=np.uint8)
-    return data, offsets
+    return data, offsets(map(len, texts), len(texts))
 
 
 def standardize(texts: list[bytes], mode: str) -> tuple[np.ndarray, np.ndarray]:
@@ -51,7 +57,7 @@ def standardize(texts: list[bytes], mode: str) -> tuple[np.ndarray, np.ndarray]:
         tuple[np.ndarray, np.ndarray]: the uint8 data and the ``(n + 1,)`` int64 offsets of
         the standardized texts (Arrow's string layout).
     """
-    data, offsets = _pack(texts)
+    data, offsets = pack(texts)
     out = np.empty(len(data), dtype=np.uint8)
     out_offsets = np.empty_like(offsets)
     LIBRARY.call("standardize", data.ctypes.data, offsets.ctypes.data, len(texts),
@@ -93,24 +99,27 @@ class _CountTable:
         return bigger
 
 
-def count_ngrams(texts: list[bytes], mode: str, widths: tuple[int, ...], separator: bytes,
-                 part: int = 0, parts: int = 1) -> tuple[pa.Array, np.ndarray, np.ndarray]:
-    """Count the n-grams of ``texts`` (standardized with ``mode``, split on whitespace, the
-    tokens of an n-gram joined by the one byte ``separator``) whose hash falls in partition
-    ``part`` of ``parts``: the partitions of the same texts hold disjoint n-grams.
+def count_ngrams(packed: tuple[np.ndarray, np.ndarray], mode: str, widths: tuple[int, ...],
+                 separator: bytes, part: int = 0, parts: int = 1
+                 ) -> tuple[pa.Array, np.ndarray, np.ndarray]:
+    """Count the n-grams of packed texts (:func:`pack`; standardized with ``mode``, split on
+    whitespace, the tokens of an n-gram joined by the one byte ``separator``) whose hash
+    falls in partition ``part`` of ``parts``: the partitions of the same texts hold
+    disjoint n-grams, so threads can share one packing.
 
     Returns:
         tuple[pa.Array, np.ndarray, np.ndarray]: each distinct n-gram (a ``large_binary``
         array, in no particular order), its number of occurrences and the number of
         texts holding it.
     """
-    data, offsets = _pack(texts)
-    scratch = _Scratch(offsets, widths)
+    data, text_offsets = packed
+    scratch = _Scratch(text_offsets, widths)
     width = np.asarray(widths, dtype=np.int64)
     table = _CountTable(1 << 16, np.empty(max(1 << 16, len(data) // 2), dtype=np.uint8))
     state = np.zeros(5, dtype=np.int64)  # resume at (text, width, position); distinct; used
     while True:
-        status = LIBRARY.call("count_ngrams", data.ctypes.data, offsets.ctypes.data, len(texts),
+        status = LIBRARY.call("count_ngrams", data.ctypes.data, text_offsets.ctypes.data,
+                              len(text_offsets) - 1,
                               STANDARDIZE_BITS[mode], width.ctypes.data, len(widths),
                               ord(separator), part, parts, table.arena.ctypes.data,
                               len(table.arena),
@@ -137,7 +146,7 @@ class VocabularyTable:
     """A vocabulary's token -> id hash table for :func:`encode` (ids are list positions)."""
 
     def __init__(self, tokens: list[bytes]) -> None:
-        self.blob, offsets = _pack(tokens)
+        self.blob, offsets = pack(tokens)
         self.starts = np.ascontiguousarray(offsets[:-1])
         self.lengths = np.diff(offsets)
         self.capacity = 1 << max(4, (2 * len(tokens)).bit_length())
@@ -150,7 +159,7 @@ class VocabularyTable:
 def encode(texts: list[bytes], mode: str, table: VocabularyTable, length: int) -> np.ndarray:
     """Standardize, split and look up ``texts``: ``(n, length)`` int64 ids, 0-padded on the
     right, 1 for unknown tokens; only each text's first ``length`` tokens are read."""
-    data, offsets = _pack(texts)
+    data, offsets = pack(texts)
     out = np.zeros((len(texts), length), dtype=np.int64)
     scratch = np.empty(max(1, int(np.diff(offsets).max(initial=0))), dtype=np.uint8)
     LIBRARY.call("encode", data.ctypes.data, offsets.ctypes.data, len(texts),
@@ -170,7 +179,7 @@ def encode_ngrams(texts: list[bytes], mode: str, table: VocabularyTable, widths:
         tuple[np.ndarray, np.ndarray]: the int64 ids (``unknown`` for n-grams not in the
         table) and the ``(n + 1,)`` offsets of each text's ids among them.
     """
-    data, offsets = _pack(texts)
+    data, offsets = pack(texts)
     scratch = _Scratch(offsets, widths)
     width = np.asarray(widths, dtype=np.int64)
     tokens = (np.diff(offsets) + 1) // 2  # (n,): at most this many tokens per text
@@ -201,7 +210,7 @@ def vectorize_ngrams(texts: list[bytes], mode: str, table: VocabularyTable,
         idf (np.ndarray | None): float32 weights for ``tf_idf`` (each counted cell is
             multiplied by its weight), or ``None`` to leave the counts.
     """
-    data, offsets = _pack(texts)
+    data, offsets = pack(texts)
     scratch = _Scratch(offsets, widths)
     width = np.asarray(widths, dtype=np.int64)
     touched = np.empty(len(widths) * len(scratch.starts), dtype=np.int64)

@@ -180,12 +180,6 @@ def _binary(items: Sequence[bytes]) -> pa.Array:
     return pa.array(items, pa.large_binary())
 
 
-def _offsets(lengths: Iterable[int], count: int) -> np.ndarray:
-    offsets = np.zeros(count + 1, dtype=np.int64)
-    np.cumsum(np.fromiter(lengths, dtype=np.int64, count=count), out=offsets[1:])
-    return offsets
-
-
 def _strings(values: Any, encoding: str) -> list[bytes]:
     """A callable's result (array or nested sequence of str/bytes) as flat bytes."""
     out = np.asarray(values, dtype=object).ravel().tolist()
@@ -249,7 +243,7 @@ def split(texts: Texts, standardized: list[bytes], mode: str | Callable[..., Any
             row_of = np.repeat(np.arange(len(lengths)), lengths)
             keep = ~empty.to_numpy(zero_copy_only=False)
             values = values.filter(pa.array(keep))
-            offsets = _offsets(np.bincount(row_of[keep], minlength=len(lengths)).tolist(),
+            offsets = native.offsets(np.bincount(row_of[keep], minlength=len(lengths)).tolist(),
                                len(lengths))
         return Rows(values, offsets - offsets[0], batched)
     if mode == "character":
@@ -263,7 +257,7 @@ def split(texts: Texts, standardized: list[bytes], mode: str | Callable[..., Any
                              f"Received: {len(result)} lists for {len(standardized)} strings")
         rows = [_strings(list(r), encoding) for r in result]
     flat = [t for r in rows for t in r]
-    return Rows(_binary(flat), _offsets(map(len, rows), len(rows)), batched)
+    return Rows(_binary(flat), native.offsets(map(len, rows), len(rows)), batched)
 
 
 def ngrams(rows: Rows, widths: tuple[int, ...]) -> Rows:
@@ -285,4 +279,4 @@ def ngrams(rows: Rows, widths: tuple[int, ...]) -> Rows:
     order = np.argsort(flat_rows, kind="stable")  # by row; widths and positions kept in order
     values = pa.concat_arrays(pieces).take(pa.array(order)) if pieces else _binary([])
     counts = np.bincount(flat_rows, minlength=n_rows)
-    return Rows(values, _offsets(counts.tolist(), n_rows), rows.batched, rows.scalar)
+    return Rows(values, native.offsets(counts.tolist(), n_rows), rows.batched, rows.scalar)

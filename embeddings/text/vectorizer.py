@@ -119,9 +119,6 @@ class TextVectorization:
         self.idf_weights: np.ndarray | None = None
         self._index: pa.Array = pa.array([], pa.large_binary())
         self._table: native.VocabularyTable | None = None
-        if output_mode == "tf_idf" and vocabulary is not None and idf_weights is None:
-            raise ValueError("In tf_idf mode a vocabulary needs its idf_weights too. "
-                             "Received: idf_weights=None")
         if vocabulary is not None:
             self.set_vocabulary(vocabulary, idf_weights)
         self.reset_state()
@@ -188,18 +185,17 @@ class TextVectorization:
         assert counts is not None
         mode = self._compiled(texts)
         if mode is not None:
-            widths, flat = self._widths or (1,), texts.flat
-            if max(widths) > 1:  # threads count disjoint hash partitions of all the texts
+            widths, flat, separator = self._widths or (1,), texts.flat, tokens.NGRAM_SEPARATOR
+            disjoint = max(widths) > 1
+            if disjoint:  # n-grams: threads count disjoint hash partitions of all the texts
+                packed = native.pack(flat)
                 parts = len(chunks.bounds(len(flat), chunks.MIN_COMPILED_CHUNK)) - 1
                 counted = chunks.threads(lambda part: native.count_ngrams(
-                    flat, mode, widths, tokens.NGRAM_SEPARATOR, part, parts), parts)
+                    packed, mode, widths, separator, part, parts), parts)
             else:  # few distinct tokens: threads count chunks of texts, merged by ranked()
                 counted = chunks.per_chunk(lambda c: native.count_ngrams(
-                    c, mode, widths, tokens.NGRAM_SEPARATOR), flat, chunks.MIN_COMPILED_CHUNK)
-                for found in counted[1:]:
-                    counts.add_counted([found], 0)
-                counted = counted[:1]
-            counts.add_counted(counted, len(flat))
+                    native.pack(c), mode, widths, separator), flat, chunks.MIN_COMPILED_CHUNK)
+            counts.add_counted(counted, len(flat), disjoint)
             return
         if len(texts.shape) >= 1 and self.split is not None:  # split rows on threads
             for rows in chunks.per_chunk(

@@ -56,15 +56,17 @@ class Counts:
         self.num_documents += len(rows.lengths)
 
     def add_counted(self, counted: list[tuple[pa.Array, np.ndarray, np.ndarray]],
-                    num_documents: int) -> None:
+                    num_documents: int, disjoint: bool) -> None:
         """Add counts made elsewhere (the compiled kernels) over ``num_documents`` texts:
-        (tokens, occurrences, documents) of disjoint sets of tokens."""
-        columns = {"token": pa.chunked_array([c[0] for c in counted], pa.large_binary()),
-                   "count": pa.chunked_array([pa.array(c[1]) for c in counted], pa.int64())}
-        if self.documents:
-            columns["documents"] = pa.chunked_array([pa.array(c[2]) for c in counted],
-                                                    pa.int64())
-        self.parts.append(pa.table(columns))
+        (tokens, occurrences, documents) per thread; ``disjoint`` when the threads counted
+        disjoint sets of tokens (one table), else each is a part that :meth:`ranked` merges."""
+        for group in [counted] if disjoint else [[c] for c in counted]:
+            columns = {"token": pa.chunked_array([c[0] for c in group], pa.large_binary()),
+                       "count": pa.chunked_array([pa.array(c[1]) for c in group], pa.int64())}
+            if self.documents:
+                columns["documents"] = pa.chunked_array([pa.array(c[2]) for c in group],
+                                                        pa.int64())
+            self.parts.append(pa.table(columns))
         self.num_documents += num_documents
 
     def empty(self) -> bool:
