@@ -15,20 +15,77 @@ from embeddings.ops import (
     scatter_occurrences,
     square_sinks,
     tf_order_mean,
+    tf_order_sum,
 )
 from embeddings.testing import assert_close
 
 DEVICES = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
 
 
-def test_forward_sums_in_four_interleaved_lanes() -> None:
-    # Seven positions, one channel: lanes (e0+e4), (e1+e5), (e2+e6), e3.
+def test_forward_sums_below_16_positions_in_one_running_sum() -> None:
+    # Seven positions: TensorFlow's CPU sum (measured, docs/preset-parity.md) adds them in
+    # order; four lanes would give (e0+e4) + (e1+e5) + (e2+e6) + e3, which rounds otherwise.
     e = torch.tensor([1e8, 1.0, -1e8, 3.0, -1e8, 5.0, 1e8], dtype=torch.float32)
+    running = torch.zeros(())
+    for x in e:
+        running = running + x
     lanes = [e[0] + e[4], e[1] + e[5], e[2] + e[6], e[3]]
-    expected = (((lanes[0] + lanes[1]) + lanes[2]) + lanes[3]) / 7
-    got = tf_order_mean(e.view(1, 7, 1))
-    assert got.item() == expected.item()
-    assert got.item() != (e.sum() / 7).item()  # a plain sum rounds the 1e8 terms differently
+    assert tf_order_mean(e.view(1, 7, 1)).item() == (running / 7).item()
+    assert (running / 7).item() != ((((lanes[0] + lanes[1]) + lanes[2]) + lanes[3]) / 7).item()
+
+
+def test_forward_sums_in_four_lanes_then_adds_the_tail() -> None:
+    # 18 positions: lanes over positions 0..15, combined, then e16 and e17 one at a time.
+    e = torch.zeros(18)
+    e[0], e[1], e[16], e[17] = 1e8, 3.0, -1e8, 1.0
+    lanes = [e[r:16:4].sum() for r in range(4)]  # exact here: one nonzero term per lane
+    expected = ((((lanes[0] + lanes[1]) + lanes[2]) + lanes[3]) + e[16]) + e[17]
+    padded_lanes = [e[r::4].sum() for r in range(4)]  # the tail spread over the lanes
+    padded = ((padded_lanes[0] + padded_lanes[1]) + padded_lanes[2]) + padded_lanes[3]
+    assert tf_order_sum(e.view(1, 18, 1)).item() == expected.item()
+    assert expected.item() != padded.item()
+
+
+def test_masked_mean_leaves_padding_out(bag_path: str) -> None:
+    weight = torch.randn(5, 16)
+    ids = torch.tensor([[4, 2] + [0] * 98, [3] * 100])
+    got = embedding_bag_mean(weight, ids, mask_zero=True)
+    assert torch.equal(got[0], (weight[4] + weight[2]) / 2)
+    assert torch.equal(got[1], embedding_bag_mean(weight, ids[1:])[0])  # no padding: the mean
+
+
+# Triton's interpreter (the cuda path on the CPU) divides with NumPy, which warns on 0 / 0.
+@pytest.mark.filterwarnings("ignore:invalid value encountered in divide:RuntimeWarning")
+def test_masked_mean_of_padding_only_is_nan_as_in_tensorflow(bag_path: str) -> None:
+    assert torch.isnan(embedding_bag_mean(torch.randn(3, 16), torch.zeros(2, 20,
+                                                                          dtype=torch.int64),
+                                          mask_zero=True)).all()
+
+
+def test_masked_gradient_skips_padding_and_divides_by_the_count(bag_path: str) -> None:
+    weight = torch.zeros(4, 2, requires_grad=True)
+    sink = torch.zeros(4, 2, requires_grad=True)
+    ids = torch.tensor([[1, 1, 3, 0], [1, 2, 0, 0]])
+    upstream = torch.tensor([[3.0, -6.0], [2.0, 6.0]])
+    (embedding_bag_mean(weight, ids, squares=sink, mask_zero=True) * upstream).sum().backward()
+    g0, g1 = upstream[0] / 3, upstream[1] / 2  # each occurrence's row: over the real ids only
+    assert torch.equal(weight.grad[1], (g0 + g0) + g1)
+    assert torch.equal(sink.grad[1], (g0 * g0 + g0 * g0) + g1 * g1)
+    assert torch.equal(weight.grad[0], torch.zeros(2))  # padding: no gradient
+    assert torch.equal(sink.grad[0], torch.zeros(2))
+
+
+def test_masked_gradcheck_in_float64(bag_path: str) -> None:
+    weight = torch.randn(6, 3, dtype=torch.float64, requires_grad=True)
+    ids = torch.tensor([[1, 5, 5, 0], [2, 2, 2, 2], [3, 0, 0, 0]])
+    assert torch.autograd.gradcheck(lambda w: embedding_bag_mean(w, ids, mask_zero=True),
+                                    (weight,))
+
+
+def test_mask_zero_with_offsets_is_refused() -> None:
+    with pytest.raises(ValueError, match="mask_zero applies to dense"):
+        embedding_bag_mean(torch.randn(3, 2), torch.tensor([1, 2]), torch.tensor([0]),
+                           mask_zero=True)
 
 
 def test_padding_counts_in_the_mean(bag_path: str) -> None:

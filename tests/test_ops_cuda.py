@@ -26,13 +26,19 @@ def _table(vocab: int, dim: int, device: str = "cpu") -> torch.Tensor:
     return (torch.randn(vocab, dim) * scale).to(device)
 
 
+@pytest.mark.parametrize("mask_zero", [False, True])
 @pytest.mark.parametrize(("batch", "length", "vocab", "dim"),
-                         [(1, 1, 3, 1), (5, 7, 13, 3), (9, 33, 40, 130), (64, 100, 300, 16)])
+                         [(1, 1, 3, 1), (5, 7, 13, 3), (9, 33, 40, 130), (64, 100, 300, 16),
+                          (4, 18, 20, 16)])
 def test_dense_forward_equals_tensorflow_lane_order_bit_for_bit(
-        cuda_kernels: ModuleType, batch: int, length: int, vocab: int, dim: int) -> None:
-    weight, ids = _table(vocab, dim), torch.randint(0, vocab, (batch, length))
-    got = cuda_kernels.bag_mean(weight, ids, None)
-    assert torch.equal(got, tf_order_mean(F.embedding(ids, weight)))
+        cuda_kernels: ModuleType, batch: int, length: int, vocab: int, dim: int,
+        mask_zero: bool) -> None:
+    weight, ids = _table(vocab, dim), torch.randint(1, vocab, (batch, length))
+    ids[:, length // 2 + 1:] = 0  # padding after each review
+    got = cuda_kernels.bag_mean(weight, ids, None, mask_zero)
+    assert torch.equal(got, reference.bag_mean(weight, ids, None, mask_zero))
+    if not mask_zero:
+        assert torch.equal(got, tf_order_mean(F.embedding(ids, weight)))
 
 
 def test_ragged_forward_equals_the_in_order_sum_bit_for_bit(cuda_kernels: ModuleType) -> None:

@@ -16,7 +16,7 @@ from embeddings.ops.bag import (
     square_sinks,
 )
 from embeddings.ops.dispatch import kernels_for, use
-from embeddings.ops.reference import tf_order_mean
+from embeddings.ops.reference import tf_order_mean, tf_order_sum
 
 __all__ = [
     "MeanEmbedding",
@@ -27,5 +27,6 @@ __all__ = [
     "scatter_occurrences",
     "square_sinks",
     "tf_order_mean",
+    "tf_order_sum",
     "use",
 ]

@@ -2,13 +2,18 @@
 
 ``embedding_bag_mean(weight, ids)`` gathers the rows of ``weight`` named by a ``(B, T)``
 id matrix and averages over all ``T`` positions, padding included, as ``Embedding`` +
-``GlobalAveragePooling1D`` do in the tutorial (ragged bags with ``offsets`` too).
+``GlobalAveragePooling1D`` do in the tutorial (ragged bags with ``offsets`` too); with
+``mask_zero=True`` id 0 is padding left out of the mean, as ``Embedding(mask_zero=True)``
++ ``GlobalAveragePooling1D`` compute it.
 ``embedding_gather(weight, ids)`` is Keras's ``Embedding`` lookup, ``(B, T) -> (B, T, D)``.
 
-Forward order.  TensorFlow's CPU mean over ``T`` with 16 channels keeps four interleaved
-float32 accumulators, ``a_r = sum_{j = r mod 4} e_j`` in increasing ``j``, combined as
-``((a0 + a1) + a2) + a3`` and divided by ``T`` (``PARITY.md`` section 8).  Every
-implementation of the forward reproduces that order bit for bit.
+Forward order.  TensorFlow's CPU sum over ``T`` (Eigen's reduction of a middle axis, with
+D a whole number of packets: 8, 16, 32 ...) keeps four interleaved float32 accumulators
+over the first ``T - T mod 4`` positions when ``T >= 16``, ``a_r = sum_{j = r mod 4} e_j``
+in increasing ``j``, combined as ``((a0 + a1) + a2) + a3``, then adds the remaining
+positions one at a time (all of them below 16); the mean divides by ``T``, the masked mean
+by the count of non-padding ids (``docs/preset-parity.md``).  Every implementation of the
+forward reproduces that order bit for bit.
 
 The squared-gradient contract.  TensorFlow hands the optimizer one gradient row per
 token *occurrence*; Keras's Adam sums those rows for its first moment and sums their
@@ -60,15 +65,20 @@ class _BagMean(torch.autograd.Function):
     @staticmethod
     def forward(ctx: Any, weight: torch.Tensor, squares: torch.Tensor | None,
                 ids: torch.Tensor, offsets: torch.Tensor | None,
-                deterministic: bool) -> torch.Tensor:
+                deterministic: bool, mask_zero: bool) -> torch.Tensor:
         ctx.save_for_backward(ids, offsets)
-        ctx.rows, ctx.deterministic = weight.shape[0], deterministic
-        return kernels_for(weight, ids, offsets).bag_mean(weight, ids, offsets)
+        ctx.rows, ctx.deterministic, ctx.mask_zero = weight.shape[0], deterministic, mask_zero
+        return kernels_for(weight, ids, offsets).bag_mean(weight, ids, offsets, mask_zero)
 
     @staticmethod
     def backward(ctx: Any, grad: torch.Tensor) -> tuple[torch.Tensor | None, ...]:
         ids, offsets = ctx.saved_tensors
-        if offsets is None:
+        if ctx.mask_zero:  # TensorFlow: where(mask, grad / count, 0); padding rows get 0
+            keep = ids != 0
+            counts = keep.sum(1)
+            per_bag = grad / counts.to(grad.dtype)[:, None]  # (B, D)
+            ids, offsets = ids[keep], torch.cumsum(counts, 0) - counts  # ragged, in order
+        elif offsets is None:
             per_bag = grad / ids.shape[1]  # (B, D): the row of each of the bag's T ids
         else:
             lengths = bag_lengths(ids, offsets)
@@ -79,7 +89,7 @@ class _BagMean(torch.autograd.Function):
         sums, sums_sq = kernels_for(per_bag, ids, offsets).bag_scatter(
             per_bag, squared, ids, offsets, ctx.rows, squares=want_squares,
             deterministic=ctx.deterministic)
-        return sums, sums_sq, None, None, None
+        return sums, sums_sq, None, None, None, None
 
 
 class _Gather(torch.autograd.Function):
@@ -142,13 +152,17 @@ def _int_ids(ids: torch.Tensor) -> torch.Tensor:
 def embedding_bag_mean(weight: torch.Tensor, ids: torch.Tensor,
                        offsets: torch.Tensor | None = None, *,
                        squares: torch.Tensor | None = None,
-                       deterministic: bool | None = None) -> torch.Tensor:
+                       deterministic: bool | None = None,
+                       mask_zero: bool = False) -> torch.Tensor:
     """Average the embedding rows of each bag.
 
     Two layouts, as in ``nn.EmbeddingBag``:
 
     * dense ``(B, T)`` ids: every bag has ``T`` positions and padding counts in the
       mean (the tutorial's ``GlobalAveragePooling1D``), summed in TensorFlow's order;
+      with ``mask_zero`` id 0 is padding, left out of the sum and of the count
+      (``Embedding(mask_zero=True)`` + ``GlobalAveragePooling1D``, the order unchanged; a
+      bag of padding only gives NaN, 0 / 0, as in TensorFlow);
     * ragged: 1-D ``(N,)`` ids and ``(B,)`` ``offsets`` where each bag starts; each
       bag is averaged over its own length, an empty bag gives zeros.
 
@@ -163,6 +177,7 @@ def embedding_bag_mean(weight: torch.Tensor, ids: torch.Tensor,
         deterministic (bool | None): on CUDA, ``True`` makes the backward reproducible
             (sorted sums instead of atomic adds, slower); the CPU paths always are.
             Default: ``None``, which follows ``torch.are_deterministic_algorithms_enabled()``.
+        mask_zero (bool): dense ids only: id 0 is padding (see above). Default: ``False``.
 
     Returns:
         torch.Tensor: ``(B, D)`` means.
@@ -183,7 +198,10 @@ def embedding_bag_mean(weight: torch.Tensor, ids: torch.Tensor,
                 "ids must be a (batch, length) tensor, or 1-D with offsets. "
                 f"Received: ids.shape={tuple(ids.shape)}, offsets=None"
             )
-        return _BagMean.apply(weight, squares, ids, None, exact)
+        return _BagMean.apply(weight, squares, ids, None, exact, mask_zero)
+    if mask_zero:
+        raise ValueError("mask_zero applies to dense (batch, length) ids, whose padding is id "
+                         "0; ragged bags hold no padding. Received: mask_zero=True with offsets")
     offsets = offsets.to(torch.int64).contiguous()
     if ids.dim() != 1 or offsets.dim() != 1 or len(offsets) == 0:
         raise ValueError(
@@ -196,7 +214,7 @@ def embedding_bag_mean(weight: torch.Tensor, ids: torch.Tensor,
             f"offsets={offsets.tolist()[:8]}{'...' if len(offsets) > 8 else ''}, "
             f"len(ids)={ids.numel()}"
         )
-    return _BagMean.apply(weight, squares, ids, offsets, exact)
+    return _BagMean.apply(weight, squares, ids, offsets, exact, False)
 
 
 def embedding_gather(weight: torch.Tensor, ids: torch.Tensor, *,
@@ -231,13 +249,17 @@ class MeanEmbedding(nn.Module):
         embedding_dim (int): width D.
         deterministic (bool | None): see :func:`embedding_bag_mean`. Default: ``None``.
         squares (bool): own and fill ``occurrence_squares``. Default: ``True``.
+        mask_zero (bool): id 0 is padding, left out of each mean (see
+            :func:`embedding_bag_mean`). Default: ``False``.
     """
 
     SINK = "occurrence_squares"
 
     def __init__(self, num_embeddings: int, embedding_dim: int,
-                 deterministic: bool | None = None, squares: bool = True) -> None:
+                 deterministic: bool | None = None, squares: bool = True,
+                 mask_zero: bool = False) -> None:
         super().__init__()
+        self.mask_zero = mask_zero
         self.embeddings = nn.Parameter(torch.empty(num_embeddings, embedding_dim))
         sink = nn.Parameter(torch.zeros(num_embeddings, embedding_dim)) if squares else None
         self.register_parameter(self.SINK, sink)
@@ -247,7 +269,7 @@ class MeanEmbedding(nn.Module):
     def forward(self, ids: torch.Tensor, offsets: torch.Tensor | None = None) -> torch.Tensor:
         return embedding_bag_mean(self.embeddings, ids, offsets,
                                   squares=getattr(self, self.SINK),
-                                  deterministic=self.deterministic)
+                                  deterministic=self.deterministic, mask_zero=self.mask_zero)
 
     def _save_to_state_dict(self, destination: dict[str, Any], prefix: str,
                             keep_vars: bool) -> None:

@@ -2,7 +2,7 @@
 
 They take contiguous CPU tensors (float32 values, int64 ids) and keep the float32
 operation order of :mod:`embeddings.ops.reference`, so the two agree bit for bit:
-four interleaved lanes in the dense forward, occurrence order in the backward, and
+four interleaved lanes and a tail in the dense forward, occurrence order in the backward, and
 Keras's Adam with a correctly rounded square root.  :func:`accepts` says whether a
 call can run here; :mod:`embeddings.ops.dispatch` falls back to the reference otherwise.
 """
@@ -17,7 +17,7 @@ from embeddings.native import NativeLibrary
 from embeddings.ops.reference import bag_lengths, bag_of, check_ids
 
 LIBRARY = NativeLibrary(Path(__file__).with_name("kernels.c"), {
-    "bag_mean_forward": ("pppiiii", "i"),
+    "bag_mean_forward": ("pppiiiii", "i"),
     "ragged_mean_forward": ("ppppiiii", "i"),
     "bag_scatter_sums": ("pppppiii", None),
     "grouped_scatter_sums": ("pppppiiii", "i"),
@@ -43,10 +43,11 @@ def accepts(*tensors: torch.Tensor | None) -> bool:
                for t in tensors) and available()
 
 
-def bag_mean(weight: torch.Tensor, ids: torch.Tensor,
-             offsets: torch.Tensor | None) -> torch.Tensor:
-    """Dense ``(B, T)`` bags in TensorFlow's lane order, or ragged ``(N,)`` ids cut at
-    ``(B,)`` offsets summed in id order; ``(B, D)`` means (an empty bag gives zeros).
+def bag_mean(weight: torch.Tensor, ids: torch.Tensor, offsets: torch.Tensor | None,
+             mask_zero: bool = False) -> torch.Tensor:
+    """Dense ``(B, T)`` bags in TensorFlow's order, or ragged ``(N,)`` ids cut at ``(B,)``
+    offsets summed in id order; ``(B, D)`` means (an empty ragged bag gives zeros); with
+    ``mask_zero`` (dense only) id 0 is padding, as in :func:`embeddings.ops.reference.bag_mean`.
 
     Raises:
         IndexError: an id outside the table (found while reading, at no extra pass).
@@ -56,7 +57,7 @@ def bag_mean(weight: torch.Tensor, ids: torch.Tensor,
         batch, length = ids.shape
         out = torch.empty(batch, dim, dtype=weight.dtype)
         bad = LIBRARY.call("bag_mean_forward", weight.data_ptr(), ids.data_ptr(),
-                           out.data_ptr(), batch, length, dim, rows)
+                           out.data_ptr(), batch, length, dim, rows, int(mask_zero))
     else:
         out = torch.empty(len(offsets), dim, dtype=weight.dtype)
         bad = LIBRARY.call("ragged_mean_forward", weight.data_ptr(), ids.data_ptr(),

@@ -8,8 +8,8 @@ run on CPU tensors through Triton's interpreter, which is how the tests check th
 machine without a GPU.
 
 Forward.  One program per (bag, block of columns) walks the bag's ids and adds the
-rows.  Dense bags keep TensorFlow's four interleaved lanes (``ops.tf_order_mean``),
-ragged bags one running sum in order, so the means equal the CPU path's bit for bit.
+rows.  Dense bags keep TensorFlow's four interleaved lanes and tail
+(``reference.tf_order_sum``), ragged bags one running sum in order, so the means equal the CPU path's bit for bit.
 
 Backward, two modes:
 
@@ -35,7 +35,7 @@ import torch
 import triton
 import triton.language as tl
 
-from embeddings.ops.reference import bag_lengths, bag_of
+from embeddings.ops.reference import bag_lengths, bag_of, lane_body
 
 CHUNK = 32  # occurrences per partial sum in the deterministic backward
 ROWS = 32  # partial sums added per step when a row combines its chunks
@@ -69,12 +69,23 @@ def _bag_span(starts, length, RAGGED: tl.constexpr):
     return bag, start, end
 
 
+@triton.jit
+def _row(weight, ids, k, dim, cols, in_dim, MASK: tl.constexpr):
+    """Row ``ids[k]`` of the table (this program's columns); ``+0.0`` for padding under
+    ``MASK``, which then adds nothing, like the C kernel's skip."""
+    index = tl.load(ids + k)
+    row = tl.load(weight + index * dim + cols, mask=in_dim, other=0.0)
+    if MASK:
+        row = tl.where(index != 0, row, 0.0)
+    return row
+
+
 # An int argument equal to 1 would otherwise be specialized into a constant, which has no
 # .to(); the float32 division is div_rn, IEEE's correctly rounded one like the CPU's ("/" on
 # CUDA may round differently), so that the means stay equal bit for bit.
-@triton.jit(do_not_specialize=["length"])
-def _bag_mean_forward(weight, ids, starts, out, length, dim,
-                      RAGGED: tl.constexpr, BLOCK_D: tl.constexpr):
+@triton.jit(do_not_specialize=["length", "body"])
+def _bag_mean_forward(weight, ids, starts, counts, out, length, body, dim,
+                      RAGGED: tl.constexpr, MASK: tl.constexpr, BLOCK_D: tl.constexpr):
     bag, start, end = _bag_span(starts, length, RAGGED)
     cols, in_dim = _columns(dim, BLOCK_D)
     if RAGGED:
@@ -84,26 +95,24 @@ def _bag_mean_forward(weight, ids, starts, out, length, dim,
         total = acc
         divisor = tl.maximum(end - start, 1).to(out.dtype.element_ty)  # an empty bag gives 0
     else:
-        # TensorFlow's lanes: lane r sums positions t = r mod 4, from 0, t increasing.
+        # TensorFlow's order (reference.tf_order_sum): four interleaved lanes over the first
+        # `body` positions, r = t mod 4, from 0, t increasing; then the tail, one at a time.
         acc0 = tl.zeros([BLOCK_D], dtype=out.dtype.element_ty)
         acc1 = tl.zeros([BLOCK_D], dtype=out.dtype.element_ty)
         acc2 = tl.zeros([BLOCK_D], dtype=out.dtype.element_ty)
         acc3 = tl.zeros([BLOCK_D], dtype=out.dtype.element_ty)
-        for k in range(start, end, 4):
-            id0 = tl.load(ids + k)
-            id1 = tl.load(ids + k + 1, mask=k + 1 < end, other=0)  # past the end: row 0,
-            id2 = tl.load(ids + k + 2, mask=k + 2 < end, other=0)  # then added as +0.0 like
-            id3 = tl.load(ids + k + 3, mask=k + 3 < end, other=0)  # tf_order_mean's padding
-            row0 = tl.load(weight + id0 * dim + cols, mask=in_dim, other=0.0)
-            row1 = tl.load(weight + id1 * dim + cols, mask=in_dim, other=0.0)
-            row2 = tl.load(weight + id2 * dim + cols, mask=in_dim, other=0.0)
-            row3 = tl.load(weight + id3 * dim + cols, mask=in_dim, other=0.0)
-            acc0 += row0
-            acc1 += tl.where(k + 1 < end, row1, 0.0)
-            acc2 += tl.where(k + 2 < end, row2, 0.0)
-            acc3 += tl.where(k + 3 < end, row3, 0.0)
+        for k in range(start, start + body, 4):
+            acc0 += _row(weight, ids, k, dim, cols, in_dim, MASK)
+            acc1 += _row(weight, ids, k + 1, dim, cols, in_dim, MASK)
+            acc2 += _row(weight, ids, k + 2, dim, cols, in_dim, MASK)
+            acc3 += _row(weight, ids, k + 3, dim, cols, in_dim, MASK)
         total = ((acc0 + acc1) + acc2) + acc3
-        divisor = length.to(out.dtype.element_ty)
+        for k in range(start + body, end):
+            total += _row(weight, ids, k, dim, cols, in_dim, MASK)
+        if MASK:
+            divisor = tl.load(counts + bag).to(out.dtype.element_ty)  # 0 gives NaN, as TF
+        else:
+            divisor = length.to(out.dtype.element_ty)
     if out.dtype.element_ty == tl.float32:
         mean = tl.math.div_rn(total, divisor)
     else:  # float64 division is always correctly rounded
@@ -199,9 +208,10 @@ def _warps(block: int) -> int:
     return max(1, block // 32)
 
 
-def bag_mean(weight: torch.Tensor, ids: torch.Tensor,
-             offsets: torch.Tensor | None) -> torch.Tensor:
-    """Means of dense ``(B, T)`` bags, or of ragged 1-D ids cut at ``(B,)`` ``offsets``.
+def bag_mean(weight: torch.Tensor, ids: torch.Tensor, offsets: torch.Tensor | None,
+             mask_zero: bool = False) -> torch.Tensor:
+    """Means of dense ``(B, T)`` bags (id 0 left out with ``mask_zero``), or of ragged 1-D
+    ids cut at ``(B,)`` ``offsets``.
 
     Returns:
         torch.Tensor: ``(B, D)``, equal bit for bit to the CPU path's.
@@ -214,12 +224,15 @@ def bag_mean(weight: torch.Tensor, ids: torch.Tensor,
     block = _block_d(dim)
     grid = (batch, triton.cdiv(dim, block))
     if offsets is None:
-        _bag_mean_forward[grid](weight, ids, ids, out, ids.shape[1], dim,
-                                RAGGED=False, BLOCK_D=block, num_warps=_warps(block))
+        length = ids.shape[1]
+        counts = (ids != 0).sum(1) if mask_zero else ids  # read only under MASK
+        _bag_mean_forward[grid](weight, ids, ids, counts, out, length, lane_body(length), dim,
+                                RAGGED=False, MASK=mask_zero, BLOCK_D=block,
+                                num_warps=_warps(block))
     else:
         starts = torch.cat([offsets, offsets.new_tensor([ids.numel()])])  # (B + 1,)
-        _bag_mean_forward[grid](weight, ids, starts, out, 0, dim, RAGGED=True, BLOCK_D=block,
-                                num_warps=_warps(block))
+        _bag_mean_forward[grid](weight, ids, starts, ids, out, 0, 0, dim, RAGGED=True,
+                                MASK=False, BLOCK_D=block, num_warps=_warps(block))
     return out
 
 

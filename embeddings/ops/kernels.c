@@ -17,6 +17,7 @@
 #include <string.h>
 
 #define LANES 4    /* TensorFlow's interleaved accumulators over positions */
+#define LANES_FROM 16  /* fewer positions are summed in one accumulator */
 #define CHUNK 64   /* columns handled per pass, so the accumulators stay in registers/L1 */
 #define PARALLEL_WORK 65536  /* element updates below which one thread is faster */
 #define PREFETCH 16  /* positions between a wide row's prefetch and its use in the forward */
@@ -41,9 +42,6 @@ static inline void prefetch(const float *p, int64_t n) {
 #endif
 }
 
-/* One bag: out = mean over t of weight[bag[t], :], summed in four interleaved lanes
- * a_r = sum_{t = r mod 4} e_t (each from 0, t increasing), combined as
- * ((a0 + a1) + a2) + a3, then divided by T. */
 /* Whether every id of ids[0:n] names a row of a V-row table. */
 static int ids_in_range(const int64_t *ids, int64_t n, int64_t V) {
     int bad = 0;
@@ -51,41 +49,64 @@ static int ids_in_range(const int64_t *ids, int64_t n, int64_t V) {
     return !bad;
 }
 
+/* One bag: out = mean over t of weight[bag[t], :] in TensorFlow's CPU order (Eigen's sum
+ * over a middle axis): when T >= 16 the first body = T - T mod 4 positions go to four
+ * interleaved lanes a_r = sum_{t = r mod 4} e_t (each from 0, t increasing), combined as
+ * ((a0 + a1) + a2) + a3; the remaining positions (all of them when T < 16) are then added
+ * one at a time.  Divided by T, or with mask by the count of nonzero ids, id 0 then being
+ * padding that adds nothing (Embedding(mask_zero=True) + GlobalAveragePooling1D; a bag of
+ * padding only gives 0 / 0). */
 static void bag_mean_one(const float *restrict weight, const int64_t *restrict bag,
-                         float *restrict out, int64_t T, int64_t D) {
+                         float *restrict out, int64_t T, int64_t D, int mask) {
     float acc[LANES][CHUNK];
-    const float length = (float)T;
+    float total[CHUNK];
+    const int64_t body = T >= LANES_FROM ? T / LANES * LANES : 0;
+    int64_t count = T;
+    if (mask) {
+        count = 0;
+        for (int64_t t = 0; t < T; ++t) count += bag[t] != 0;
+    }
+    const float length = (float)count;
     for (int64_t d0 = 0; d0 < D; d0 += CHUNK) {
         const int64_t dc = D - d0 < CHUNK ? D - d0 : CHUNK;
         memset(acc, 0, sizeof(acc));
         if (dc == 16) { /* the tutorial's width: a constant trip count vectorizes fully */
-            for (int64_t t = 0; t < T; ++t) {
+            for (int64_t t = 0; t < body; ++t) {
+                if (mask && bag[t] == 0) continue;
                 const float *row = weight + bag[t] * D + d0;
                 float *lane = acc[t & (LANES - 1)];
                 for (int k = 0; k < 16; ++k) lane[k] += row[k];
             }
         } else {
-            for (int64_t t = 0; t < T; ++t) {
+            for (int64_t t = 0; t < body; ++t) {
+                if (t + PREFETCH < body) prefetch(weight + bag[t + PREFETCH] * D + d0, dc);
+                if (mask && bag[t] == 0) continue;
                 const float *row = weight + bag[t] * D + d0;
                 float *lane = acc[t & (LANES - 1)];
-                if (t + PREFETCH < T) prefetch(weight + bag[t + PREFETCH] * D + d0, dc);
                 for (int64_t k = 0; k < dc; ++k) lane[k] += row[k];
             }
         }
         for (int64_t k = 0; k < dc; ++k)
-            out[d0 + k] = (((acc[0][k] + acc[1][k]) + acc[2][k]) + acc[3][k]) / length;
+            total[k] = ((acc[0][k] + acc[1][k]) + acc[2][k]) + acc[3][k];
+        for (int64_t t = body; t < T; ++t) {
+            if (mask && bag[t] == 0) continue;
+            const float *row = weight + bag[t] * D + d0;
+            for (int64_t k = 0; k < dc; ++k) total[k] += row[k];
+        }
+        for (int64_t k = 0; k < dc; ++k) out[d0 + k] = total[k] / length;
     }
 }
 
-/* The forward of B dense bags of T ids; returns how many bags hold an id outside the V-row
- * table (those bags are not read and their means are left unwritten). */
+/* The forward of B dense bags of T ids (mask: id 0 is padding, see bag_mean_one); returns
+ * how many bags hold an id outside the V-row table (those bags are not read and their
+ * means are left unwritten). */
 int64_t bag_mean_forward(const float *weight, const int64_t *ids, float *out, int64_t B,
-                         int64_t T, int64_t D, int64_t V) {
+                         int64_t T, int64_t D, int64_t V, int64_t mask) {
     int64_t bad = 0;
 #pragma omp parallel for schedule(static) reduction(+ : bad) if (B * T * D >= PARALLEL_WORK)
     for (int64_t b = 0; b < B; ++b) {
         if (ids_in_range(ids + b * T, T, V))
-            bag_mean_one(weight, ids + b * T, out + b * D, T, D);
+            bag_mean_one(weight, ids + b * T, out + b * D, T, D, (int)mask);
         else
             ++bad;
     }

@@ -1,7 +1,7 @@
 """The pure-torch formulation of the kernels: any device, any float dtype.
 
 It defines the float32 operation order the compiled kernels keep (TensorFlow's):
-the dense mean sums four interleaved lanes (``PARITY.md`` section 8), the backward
+the dense mean sums four interleaved lanes, then a tail (:func:`tf_order_sum`), the backward
 accumulates occurrences in order like ``unsorted_segment_sum``, and Adam is Keras's
 formula with a correctly rounded square root (section 7).  It runs wherever neither
 the C kernels (CPU) nor Triton (CUDA) can, and is what the tests compare them with.
@@ -12,33 +12,45 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-_LANES = 4  # TensorFlow's interleaved accumulators for the mean over positions
+_LANES = 4  # TensorFlow's interleaved accumulators for the sum over positions
+_LANES_FROM = 16  # shorter sums run in one accumulator
 
 
-def accepts(*tensors: torch.Tensor | None) -> bool:
-    """The reference takes every tensor."""
-    return True
+def lane_body(length: int) -> int:
+    """How many of ``length`` positions TensorFlow's CPU sum spreads over its four lanes:
+    the largest multiple of 4 when ``length`` is at least 16, else none."""
+    return length // _LANES * _LANES if length >= _LANES_FROM else 0
 
 
-def tf_order_mean(rows: torch.Tensor) -> torch.Tensor:
-    """Mean over dim 1 of ``rows`` in TensorFlow's CPU summation order.
+def tf_order_sum(rows: torch.Tensor) -> torch.Tensor:
+    """Sum over dim 1 of ``rows`` in TensorFlow's CPU summation order (Eigen's reduction
+    of a middle axis whose inner axis is a whole number of packets, e.g. D = 8, 16 or 32).
+
+    Lane ``r`` sums positions ``t = r mod 4`` of the first :func:`lane_body` positions,
+    from 0, ``t`` increasing; the lanes combine as ``((a0 + a1) + a2) + a3``; then the
+    remaining positions (all of them below 16 positions) are added one at a time.
 
     Args:
         rows (torch.Tensor): ``(B, T, D)`` float tensor.
 
     Returns:
-        torch.Tensor: ``(B, D)``, the sum in four interleaved lanes divided by ``T``.
+        torch.Tensor: ``(B, D)`` sums.
     """
     batch, length, dim = rows.shape
-    pad = -length % _LANES
-    if pad:
-        rows = F.pad(rows, (0, 0, 0, pad))  # adding +0.0 leaves every lane sum unchanged
-    lanes = rows.view(batch, -1, _LANES, dim)  # (B, T, D) -> (B, T/4, 4, D)
-    acc = torch.zeros_like(lanes[:, 0])  # (B, 4, D): each lane sums from 0, as in TensorFlow
+    body = lane_body(length)
+    lanes = rows[:, :body].reshape(batch, -1, _LANES, dim)  # (B, T, D) -> (B, T/4, 4, D)
+    acc = rows.new_zeros(batch, _LANES, dim)  # each lane sums from 0, as in TensorFlow
     for k in range(lanes.shape[1]):
         acc += lanes[:, k]
     total = ((acc[:, 0] + acc[:, 1]) + acc[:, 2]) + acc[:, 3]  # (B, D)
-    return total / length
+    for t in range(body, length):
+        total = total + rows[:, t]
+    return total
+
+
+def tf_order_mean(rows: torch.Tensor) -> torch.Tensor:
+    """Mean over dim 1 of ``(B, T, D)`` ``rows``: :func:`tf_order_sum` divided by ``T``."""
+    return tf_order_sum(rows) / rows.shape[1]
 
 
 def check_ids(ids: torch.Tensor, rows: int) -> None:
@@ -66,17 +78,25 @@ def bag_lengths(ids: torch.Tensor, offsets: torch.Tensor) -> torch.Tensor:
     return torch.diff(offsets, append=offsets.new_tensor([ids.numel()]))
 
 
-def bag_mean(weight: torch.Tensor, ids: torch.Tensor,
-             offsets: torch.Tensor | None) -> torch.Tensor:
-    """Dense ``(B, T)`` bags in TensorFlow's lane order, or ragged ``(N,)`` ids cut at
-    ``(B,)`` offsets summed in id order; ``(B, D)`` means (an empty bag gives zeros).
+def bag_mean(weight: torch.Tensor, ids: torch.Tensor, offsets: torch.Tensor | None,
+             mask_zero: bool = False) -> torch.Tensor:
+    """Dense ``(B, T)`` bags in TensorFlow's order (:func:`tf_order_sum`), or ragged
+    ``(N,)`` ids cut at ``(B,)`` offsets summed in id order; ``(B, D)`` means (an empty
+    ragged bag gives zeros).  With ``mask_zero`` (dense only) id 0 is padding: it adds
+    nothing and each bag is divided by its count of other ids, as ``Embedding(mask_zero=True)``
+    + ``GlobalAveragePooling1D`` compute it (a bag of padding only gives 0 / 0, NaN).
 
     Raises:
         IndexError: a CPU id outside the table.
     """
     check_ids(ids, weight.shape[0])
     if offsets is None:
-        return tf_order_mean(F.embedding(ids, weight))  # (B, T) -> (B, T, D) -> (B, D)
+        rows = F.embedding(ids, weight)  # (B, T) -> (B, T, D)
+        if not mask_zero:
+            return tf_order_mean(rows)
+        keep = (ids != 0)[:, :, None]  # (B, T, 1)
+        counts = keep.sum(1).to(weight.dtype)  # (B, 1)
+        return tf_order_sum(torch.where(keep, rows, torch.zeros_like(rows))) / counts
     lengths = bag_lengths(ids, offsets)
     counts = lengths.clamp(min=1).to(weight.dtype)[:, None]  # (B, 1)
     sums = torch.zeros(len(offsets), weight.shape[1], dtype=weight.dtype, device=weight.device)
