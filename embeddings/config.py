@@ -26,6 +26,7 @@ DEVICES = ("auto", "cpu", "cuda")
 MAX_SEED = 2**32 - 1
 MAX_SEQUENCE_LENGTH = 1_000_000
 MAX_SIZE = 2**31 - 1  # vocabulary, widths and batch: int32, as Keras's shapes
+MAX_NGRAMS = 16  # longer n-grams would be nearly all unique: a mistake, not a model
 
 
 class FieldError(InvalidInput):
@@ -110,12 +111,27 @@ class TextConfig:
     sequence_length: int = field(
         default=100, metadata={"help": "tokens kept per review (padded or truncated)"}
     )
+    ngrams: int = field(
+        default=1,
+        metadata={
+            "help": "n-grams up to this length become tokens too: TextVectorization's "
+            "ngrams=N, e.g. 2 adds bigrams (a review's unigrams come first, then its bigrams)"
+        },
+    )
 
     def __post_init__(self) -> None:
         _check_int(self.vocab_size, "vocab_size", 3, MAX_SIZE,
                    "It counts padding, [UNK] and at least one token; the tutorial uses 10000.")
         _check_int(self.sequence_length, "sequence_length", 1, MAX_SEQUENCE_LENGTH,
                    "The tutorial uses 100.")
+        _check_int(self.ngrams, "ngrams", 1, MAX_NGRAMS,
+                   "1 is single words (the tutorial); 2 adds bigrams.")
+
+    @property
+    def ngram_widths(self) -> tuple[int, ...] | None:
+        """TextVectorization's ``ngrams`` argument: ``None`` for single words, else
+        ``(1, ..., ngrams)``."""
+        return None if self.ngrams == 1 else tuple(range(1, self.ngrams + 1))
 
 
 @dataclass(frozen=True)
@@ -131,6 +147,14 @@ class ModelConfig:
             "word2vec .vec, a run's vectors.vec; optional 'N D' header, then 'token v1 ... vD' "
             "per line): the vocabulary's rows it holds take its vectors, the others keep their "
             "initialiser; D must equal --embedding-dim"
+        },
+    )
+
+    mask_padding: bool = field(
+        default=False,
+        metadata={
+            "help": "leave padding out of each review's mean: Embedding(mask_zero=True) + "
+            "GlobalAveragePooling1D with the mask (the tutorial counts padding)"
         },
     )
 
@@ -187,29 +211,71 @@ class TrainConfig:
         _check_int(self.seed, "seed", 0, MAX_SEED, "Any 32-bit seed works; the default is 0.")
 
 
+# Named sets of flag values (field -> value); any flag given on the command line overrides
+# its preset's value.  ``tutorial`` is the defaults.  ``bigrams`` is the fastText-class
+# model: unigrams and bigrams, a large vocabulary, padding left out of the mean; tuned on
+# the validation split only (docs/presets.md).
+PRESETS: dict[str, dict[str, Any]] = {
+    "tutorial": {},
+    "bigrams": {"ngrams": 2, "vocab_size": 300_000, "sequence_length": 1000,
+                "mask_padding": True, "batch_size": 128, "learning_rate": 3e-3, "epochs": 4},
+}
+PRESET_HELP = {
+    "tutorial": "the tutorial's model and schedule (the defaults)",
+    "bigrams": "unigrams and bigrams, a large vocabulary, padding left out of the mean",
+}
+
+
 @dataclass(frozen=True)
 class RunConfig:
-    """Everything one training run needs, one section per stage."""
+    """Everything one training run needs, one section per stage, and the preset its
+    values started from (a record: the sections hold every value, flags included)."""
 
     data: DataConfig = DataConfig()
     text: TextConfig = TextConfig()
     model: ModelConfig = ModelConfig()
     train: TrainConfig = TrainConfig()
+    preset: str = "tutorial"
 
-    def to_dict(self) -> dict[str, dict[str, Any]]:
-        """A JSON-ready ``{section: {field: value}}`` mapping."""
+    def __post_init__(self) -> None:
+        _check(self.preset in PRESETS, "preset", f"must be one of {', '.join(PRESETS)}",
+               self.preset)
+
+    @classmethod
+    def from_preset(cls, name: str, **settings: Any) -> RunConfig:
+        """The settings of preset ``name`` with ``settings`` (field -> value, e.g.
+        ``epochs=1``) in place of its values.
+
+        Raises:
+            FieldError: an unknown preset or field, or a value that breaks its rule.
+        """
+        _check(name in PRESETS, "preset", f"must be one of {', '.join(PRESETS)}", name)
+        values = {**PRESETS[name], **settings}
+        sections: dict[str, dict[str, Any]] = {section: {} for section, _ in _sections()}
+        owner = _field_sections()
+        for key, value in values.items():
+            _check(key in owner, key, "is no setting", value,
+                   f"Settings are the fields of {', '.join(sorted(owner))}.")
+            sections[owner[key]][key] = value
+        return cls.from_dict({**sections, "preset": name})
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-ready ``{section: {field: value}}`` mapping, plus ``preset``."""
         return dataclasses.asdict(self)
 
     @classmethod
-    def from_dict(cls, raw: dict[str, dict[str, Any]]) -> RunConfig:
-        """Inverse of :meth:`to_dict`; unknown sections or fields raise ``ValueError``."""
-        sections = {f.name: f.type for f in dataclasses.fields(cls)}
-        unknown = set(raw) - set(sections)
+    def from_dict(cls, raw: dict[str, Any]) -> RunConfig:
+        """Inverse of :meth:`to_dict` (``preset`` may be absent: runs written before presets
+        existed); unknown sections or fields raise ``ValueError``."""
+        sections = {name: tp for name, tp in _sections()}
+        unknown = set(raw) - set(sections) - {"preset"}
         _check(not unknown, "config", f"has only the sections {sorted(sections)}", sorted(unknown))
-        hints = typing.get_type_hints(cls)
-        built = {}
+        built: dict[str, Any] = {}
         for name, values in raw.items():
-            section_cls = hints[name]
+            if name == "preset":
+                built[name] = values
+                continue
+            section_cls = sections[name]
             names = {f.name for f in dataclasses.fields(section_cls)}
             extra = set(values) - names
             _check(not extra, f"config.{name}", f"has only the fields {sorted(names)}",
@@ -219,8 +285,16 @@ class RunConfig:
 
 
 def _sections() -> list[tuple[str, type]]:
+    """``(name, dataclass)`` of every section of :class:`RunConfig`."""
     hints = typing.get_type_hints(RunConfig)
-    return [(f.name, hints[f.name]) for f in dataclasses.fields(RunConfig)]
+    return [(f.name, hints[f.name]) for f in dataclasses.fields(RunConfig)
+            if dataclasses.is_dataclass(hints[f.name])]
+
+
+def _field_sections() -> dict[str, str]:
+    """The section of every setting, by field name (names are unique across sections)."""
+    return {f.name: section for section, section_cls in _sections()
+            for f in dataclasses.fields(section_cls)}
 
 
 def _flag_type(tp: Any) -> Any:
@@ -230,8 +304,15 @@ def _flag_type(tp: Any) -> Any:
 
 
 def build_parser(prog: str, description: str) -> argparse.ArgumentParser:
-    """A parser with one flag per field of every section of :class:`RunConfig`."""
+    """A parser with ``--preset`` and one flag per field of every section of
+    :class:`RunConfig` (``--x``/``--no-x`` for a yes-no setting, so a flag can undo its
+    preset's value)."""
     parser = ArgumentParser(prog=prog, description=description, allow_abbrev=False)
+    parser.add_argument(
+        "--preset", default="tutorial", choices=tuple(PRESETS),
+        help="a named set of flag values; any flag given overrides its value: "
+        + "; ".join(f"{name}: {PRESET_HELP[name]} ({_preset_flags(name)})"
+                    for name in PRESETS) + " (default: tutorial)")
     for section, section_cls in _sections():
         group = parser.add_argument_group(section)
         hints = typing.get_type_hints(section_cls)
@@ -240,8 +321,8 @@ def build_parser(prog: str, description: str) -> argparse.ArgumentParser:
             help_ = f"{f.metadata.get('help', '')} (default: {f.default})"
             kind = _flag_type(hints[f.name])
             if kind is bool:
-                group.add_argument(flag, dest=f"{section}.{f.name}", action="store_true",
-                                   help=help_)
+                group.add_argument(flag, dest=f"{section}.{f.name}", default=f.default,
+                                   action=argparse.BooleanOptionalAction, help=help_)
             else:
                 group.add_argument(flag, dest=f"{section}.{f.name}", type=kind,
                                    default=f.default, choices=f.metadata.get("choices"),
@@ -249,9 +330,19 @@ def build_parser(prog: str, description: str) -> argparse.ArgumentParser:
     return parser
 
 
+def _preset_flags(name: str) -> str:
+    """A preset's values as the flags that would set them, e.g. ``--ngrams 2 --mask-padding``."""
+    flags = []
+    for key, value in PRESETS[name].items():
+        flag = "--" + key.replace("_", "-")
+        flags.append(flag if value is True else f"--no-{flag[2:]}" if value is False
+                     else f"{flag} {value}")
+    return " ".join(flags) or "no flag changed"
+
+
 def config_from_args(args: argparse.Namespace) -> RunConfig:
     """Build a :class:`RunConfig` from a namespace made by :func:`build_parser`."""
-    raw: dict[str, dict[str, Any]] = {}
+    raw: dict[str, Any] = {"preset": getattr(args, "preset", "tutorial")}
     for key, value in vars(args).items():
         if "." in key:
             section, name = key.split(".", 1)
@@ -262,10 +353,17 @@ def config_from_args(args: argparse.Namespace) -> RunConfig:
 def parse_args(argv: Sequence[str] | None, prog: str, description: str) -> RunConfig:
     """Parse command-line flags into a validated :class:`RunConfig`.
 
-    A value that breaks a section's rule (say ``--epochs 0``) exits with the
-    parser's usage error and the rule, like an unknown flag does.
+    ``--preset`` is read first and its values become the flags' defaults, so that any
+    flag given overrides them.  A value that breaks a section's rule (say ``--epochs 0``)
+    exits with the parser's usage error and the rule, like an unknown flag does.
     """
     parser = build_parser(prog, description)
+    chosen = argparse.ArgumentParser(add_help=False, allow_abbrev=False)
+    chosen.add_argument("--preset", default="tutorial")
+    name = chosen.parse_known_args(argv)[0].preset
+    if name in PRESETS:  # an unknown name is refused by the full parser below
+        owner = _field_sections()
+        parser.set_defaults(**{f"{owner[k]}.{k}": v for k, v in PRESETS[name].items()})
     args = parser.parse_args(argv)
     try:
         return config_from_args(args)

@@ -20,6 +20,9 @@ close that gap, with the squared-gradient contract of :mod:`embeddings.ops.bag`:
   gradient into it instead of updating it, so after each step it holds that step's sums.
 * :class:`TFAdam` (a ``keras.optimizers.Adam``) applies :func:`embeddings.optim.adam_update`
   (the native optimizer's update) and feeds each table its sink's squared sums.
+* :class:`TFOrderAveragePooling1D` (a ``keras.layers.GlobalAveragePooling1D``) sums the
+  positions in TensorFlow's CPU order (:func:`embeddings.ops.tf_order_sum`), with or without
+  the embedding's mask, where torch's ``sum`` and ``mean`` round otherwise.
 """
 
 from __future__ import annotations
@@ -34,7 +37,7 @@ import torch
 
 from embeddings import weights
 from embeddings.errors import MissingExtra, Unavailable
-from embeddings.ops import embedding_gather
+from embeddings.ops import embedding_gather, tf_order_sum
 from embeddings.optim import adam_scalars, adam_update
 from embeddings.runs import Run, load_run
 
@@ -119,6 +122,29 @@ class OccurrenceEmbedding(keras.layers.Embedding):
 
 
 @keras.saving.register_keras_serializable(package="embeddings")
+class TFOrderAveragePooling1D(keras.layers.GlobalAveragePooling1D):
+    """``keras.layers.GlobalAveragePooling1D`` (channels last, no ``keepdims``) with
+    TensorFlow's float32 sum: the mean over positions, or with a mask Keras's masked mean
+    (``where(mask, x, 0)`` summed, divided by the mask's count), each summed as
+    :func:`embeddings.ops.tf_order_sum` does, so the pooled vectors equal TensorFlow's bit
+    for bit."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        if self.data_format != "channels_last" or self.keepdims:
+            raise ValueError("TFOrderAveragePooling1D takes (batch, steps, features) inputs "
+                             f"and no keepdims. Received: data_format={self.data_format!r}, "
+                             f"keepdims={self.keepdims}")
+
+    def call(self, inputs: Any, mask: Any = None) -> Any:
+        if mask is None:
+            return tf_order_sum(inputs) / inputs.shape[1]
+        keep = mask[:, :, None].to(torch.bool)  # (B, T, 1)
+        kept = torch.where(keep, inputs, torch.zeros_like(inputs))
+        return tf_order_sum(kept) / keep.sum(1).to(inputs.dtype)
+
+
+@keras.saving.register_keras_serializable(package="embeddings")
 class TFAdam(keras.optimizers.Adam):
     """Keras's Adam with TensorFlow's arithmetic: :func:`embeddings.optim.adam_update` (the
     generic rule in float32 with correctly rounded square roots, not the torch backend's
@@ -166,6 +192,7 @@ def build_model(
     vocab_size: int, embedding_dim: int = 16, hidden_units: int = 16, *,
     sequence_length: int | None = None, learning_rate: float = 1e-3,
     exact_embedding: bool = True, deterministic: bool | None = None, compile: bool = True,
+    mask_zero: bool = False,
 ) -> keras.Sequential:
     """The tutorial's ``Sequential``, built for ``(None, T)`` int64 ids and compiled as the
     tutorial compiles it.
@@ -176,26 +203,31 @@ def build_model(
         hidden_units (int): H. Default: ``16``.
         sequence_length (int | None): T, or ``None`` for any length. Default: ``None``.
         learning_rate (float): Adam's learning rate. Default: ``1e-3``.
-        exact_embedding (bool): use :class:`OccurrenceEmbedding` and :class:`TFAdam`
-            (TensorFlow's update); ``False`` gives the stock ``Embedding`` and ``Adam``.
+        exact_embedding (bool): use :class:`OccurrenceEmbedding`,
+            :class:`TFOrderAveragePooling1D` and :class:`TFAdam` (TensorFlow's sums and
+            update); ``False`` gives the stock ``Embedding``, pooling and ``Adam``.
             Default: ``True``.
         deterministic (bool | None): see :class:`OccurrenceEmbedding`. Default: ``None``.
         compile (bool): compile with the tutorial's optimizer, loss and metric (an exported
             model is saved uncompiled, so any Keras loads it without optimizer state).
             Default: ``True``.
+        mask_zero (bool): ``Embedding(mask_zero=True)``: id 0 is padding, left out of the
+            pooled mean (``--mask-padding``). Default: ``False``.
 
     Returns:
         keras.Sequential: layers ``embedding``, ``global_average_pooling1d``, ``dense``,
         ``dense_1``.
     """
     embedding: Any = (OccurrenceEmbedding(vocab_size, embedding_dim, name="embedding",
-                                          deterministic=deterministic)
+                                          deterministic=deterministic, mask_zero=mask_zero)
                       if exact_embedding else
-                      keras.layers.Embedding(vocab_size, embedding_dim, name="embedding"))
+                      keras.layers.Embedding(vocab_size, embedding_dim, name="embedding",
+                                             mask_zero=mask_zero))
+    pooling = TFOrderAveragePooling1D if exact_embedding else keras.layers.GlobalAveragePooling1D
     model = keras.Sequential([
         keras.Input((sequence_length,), dtype="int64"),
         embedding,
-        keras.layers.GlobalAveragePooling1D(name="global_average_pooling1d"),
+        pooling(name="global_average_pooling1d"),
         keras.layers.Dense(hidden_units, activation="relu", name="dense"),
         keras.layers.Dense(1, name="dense_1"),
     ])
@@ -237,7 +269,7 @@ def text_model(run: Run | str | os.PathLike[str], *, probabilities: bool = True
     model = build_model(settings.text.vocab_size, settings.model.embedding_dim,
                         settings.model.hidden_units,
                         sequence_length=settings.text.sequence_length, exact_embedding=False,
-                        compile=False)
+                        compile=False, mask_zero=settings.model.mask_padding)
     set_native_weights(model, loaded.weights)
     if probabilities:
         model = keras.Sequential([model, keras.layers.Activation("sigmoid", name="sigmoid")],

@@ -8,7 +8,9 @@ D embedding width (16), H hidden units (16).
 Parameters keep the Keras layout and names (:mod:`embeddings.weights`), so they map one
 to one: ``embedding.embeddings`` ``(V, D)``, ``dense.kernel`` ``(D, H)``, ``dense.bias``,
 ``dense_1.kernel`` ``(H, 1)``, ``dense_1.bias``.  There is no ``padding_idx``: padding
-positions count in the mean and the padding row trains, as in Keras.  The embedding also
+positions count in the mean and the padding row trains, as in Keras; with ``mask_padding``
+(``--mask-padding``, Keras's ``Embedding(mask_zero=True)``) they are left out of each mean
+and the padding row gets no gradient.  The embedding also
 owns ``embedding.occurrence_squares``, the sink of its per-occurrence squared gradient
 (:mod:`embeddings.ops.bag`), which holds no weights and is not in ``state_dict()``.
 """
@@ -65,25 +67,29 @@ class SentimentClassifier(nn.Module):
         hidden_units (int): H. Default: ``16``.
         deterministic (bool | None): a reproducible embedding backward on CUDA (see
             :func:`embeddings.ops.embedding_bag_mean`). Default: ``None``, torch's setting.
+        mask_padding (bool): leave id 0 (padding) out of each mean. Default: ``False``.
     """
 
     def __init__(self, vocab_size: int, embedding_dim: int = 16, hidden_units: int = 16,
-                 deterministic: bool | None = None) -> None:
+                 deterministic: bool | None = None, mask_padding: bool = False) -> None:
         super().__init__()
-        self.embedding = MeanEmbedding(vocab_size, embedding_dim, deterministic)
+        self.embedding = MeanEmbedding(vocab_size, embedding_dim, deterministic,
+                                       mask_zero=mask_padding)
         self.dense = Dense(embedding_dim, hidden_units)
         self.dense_1 = Dense(hidden_units, 1)
 
     @classmethod
     def from_weights(cls, arrays: Mapping[str, np.ndarray | torch.Tensor],
-                     where: str = "the weights") -> SentimentClassifier:
-        """The model holding ``arrays`` (native names, Keras layout), in evaluation mode.
+                     where: str = "the weights", mask_padding: bool = False
+                     ) -> SentimentClassifier:
+        """The model holding ``arrays`` (native names, Keras layout), in evaluation mode;
+        ``mask_padding`` as the weights were trained (a run's ``model.mask_padding``).
 
         Raises:
             ValueError: names or shapes that are not the tutorial model's (naming ``where``).
         """
         vocab_size, dim, hidden = weights.dims(arrays, where)
-        model = cls(vocab_size, dim, hidden)
+        model = cls(vocab_size, dim, hidden, mask_padding=mask_padding)
         model.load_state_dict({k: torch.as_tensor(np.asarray(v)) for k, v in arrays.items()})
         return model.eval()
 

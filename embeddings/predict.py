@@ -79,7 +79,8 @@ def logits(
                      for i in range(0, len(texts), batch_size)]
         return torch.cat(parts).float() if parts else torch.zeros(0)
     ids = torch.from_numpy(loaded.vectorizer()(texts))  # (N, T)
-    native = SentimentClassifier.from_weights(loaded.weights, str(loaded.path)).to(target)
+    native = SentimentClassifier.from_weights(
+        loaded.weights, str(loaded.path), loaded.settings.model.mask_padding).to(target)
     with torch.no_grad():
         parts = [native(ids[i:i + batch_size].to(target)).cpu()
                  for i in range(0, len(ids), batch_size)]

@@ -6,7 +6,15 @@ import dataclasses
 
 import pytest
 
-from embeddings.config import RunConfig, TrainConfig, build_parser, parse_args
+from embeddings.config import (
+    PRESETS,
+    FieldError,
+    RunConfig,
+    TextConfig,
+    TrainConfig,
+    build_parser,
+    parse_args,
+)
 
 
 def test_defaults_are_the_tutorials() -> None:
@@ -21,7 +29,10 @@ def test_defaults_are_the_tutorials() -> None:
 
 def test_every_field_has_a_dashed_flag() -> None:
     flags = {a.option_strings[0] for a in build_parser("p", "d")._actions if a.option_strings}
+    assert "--preset" in flags
     for section in dataclasses.fields(RunConfig):
+        if not dataclasses.is_dataclass(section.default):
+            continue  # the preset's name
         for f in dataclasses.fields(section.default):  # type: ignore[arg-type]
             assert "--" + f.name.replace("_", "-") in flags
 
@@ -55,3 +66,47 @@ def test_rule_violations_name_the_field(capsys: pytest.CaptureFixture[str]) -> N
 def test_unknown_config_keys_are_rejected() -> None:
     with pytest.raises(ValueError, match="fields"):
         RunConfig.from_dict({"train": {"epochz": 1}})
+
+
+def test_a_preset_sets_its_values_and_is_recorded() -> None:
+    config = parse_args(["--preset", "bigrams"], "p", "d")
+    assert config.preset == "bigrams"
+    values = {**dataclasses.asdict(config.data), **dataclasses.asdict(config.text),
+              **dataclasses.asdict(config.model), **dataclasses.asdict(config.train)}
+    assert {k: values[k] for k in PRESETS["bigrams"]} == PRESETS["bigrams"]
+    assert config.text.ngrams == 2 and config.model.mask_padding
+    assert config == RunConfig.from_preset("bigrams")
+    assert RunConfig.from_dict(config.to_dict()) == config  # config.json keeps the name
+
+
+def test_flags_override_a_presets_values_yes_no_ones_included() -> None:
+    config = parse_args(["--preset", "bigrams", "--epochs", "1", "--no-mask-padding",
+                         "--vocab-size", "5000"], "p", "d")
+    assert (config.train.epochs, config.model.mask_padding, config.text.vocab_size) == (
+        1, False, 5000)
+    assert config.text.ngrams == PRESETS["bigrams"]["ngrams"]  # the rest stays the preset's
+    assert parse_args(["--epochs", "2", "--preset", "bigrams"], "p", "d").train.epochs == 2
+
+
+def test_the_tutorial_preset_is_the_defaults() -> None:
+    assert parse_args(["--preset", "tutorial"], "p", "d") == RunConfig()
+    assert RunConfig.from_dict({k: v for k, v in RunConfig().to_dict().items()
+                                if k != "preset"}) == RunConfig()  # runs from before presets
+
+
+def test_unknown_presets_and_settings_are_refused(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as err:
+        parse_args(["--preset", "trigrams"], "p", "d")
+    assert err.value.code == 2
+    assert "invalid choice: 'trigrams'" in capsys.readouterr().err
+    with pytest.raises(FieldError, match="epochz.*is no setting"):
+        RunConfig.from_preset("bigrams", epochz=1)
+    with pytest.raises(FieldError, match="preset"):
+        RunConfig(preset="trigrams")
+
+
+def test_ngrams_become_keras_widths() -> None:
+    assert TextConfig().ngram_widths is None
+    assert TextConfig(ngrams=3).ngram_widths == (1, 2, 3)
+    with pytest.raises(FieldError, match="ngrams"):
+        TextConfig(ngrams=0)

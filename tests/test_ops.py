@@ -23,7 +23,7 @@ DEVICES = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
 
 
 def test_forward_sums_below_16_positions_in_one_running_sum() -> None:
-    # Seven positions: TensorFlow's CPU sum (measured, docs/preset-parity.md) adds them in
+    # Seven positions: TensorFlow's CPU sum (measured, docs/presets.md) adds them in
     # order; four lanes would give (e0+e4) + (e1+e5) + (e2+e6) + e3, which rounds otherwise.
     e = torch.tensor([1e8, 1.0, -1e8, 3.0, -1e8, 5.0, 1e8], dtype=torch.float32)
     running = torch.zeros(())

@@ -94,7 +94,8 @@ class KerasBackend(HonoursEveryFlag):
                 config.text.vocab_size, config.model.embedding_dim, config.model.hidden_units,
                 sequence_length=config.text.sequence_length,
                 learning_rate=config.train.learning_rate,
-                deterministic=config.train.deterministic or None)
+                deterministic=config.train.deterministic or None,
+                mask_zero=config.model.mask_padding)
             keras_model.set_native_weights(model, initial)
             model.fit(
                 batches, epochs=config.train.epochs, shuffle=False,

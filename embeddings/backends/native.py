@@ -132,7 +132,8 @@ class NativeBackend(HonoursEveryFlag):
         inputs = vectorize(config, data, device)
         model = SentimentClassifier(config.text.vocab_size, config.model.embedding_dim,
                                     config.model.hidden_units,
-                                    deterministic=config.train.deterministic or None)
+                                    deterministic=config.train.deterministic or None,
+                                    mask_padding=config.model.mask_padding)
         keras_init_(model, config.train.seed)
         table, report = initial_table(config, inputs.vectorizer.get_vocabulary(),
                                       model.embedding.embeddings.detach().numpy().copy())

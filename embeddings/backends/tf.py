@@ -5,8 +5,9 @@ subsets, in the split order ``text_dataset_from_directory`` makes (Keras's sorte
 ``RandomState`` shuffle and split, :func:`embeddings.data.split_order`), go through
 tf.data's ``shuffle(8 * batch_size, seed=split_seed)``, ``batch`` and ``cache`` (the
 training subset without ``cache`` under ``--reshuffle``); then Keras's
-``TextVectorization`` with the custom standardization, ``adapt``,
-``keras.utils.set_random_seed(seed)``, the ``Sequential`` model, ``compile`` and ``fit``.
+``TextVectorization`` with the custom standardization (and ``ngrams``), ``adapt``,
+``keras.utils.set_random_seed(seed)``, the ``Sequential`` model (``Embedding(mask_zero=True)``
+under ``--mask-padding``), ``compile`` and ``fit``.
 ``--device`` picks TensorFlow's device and ``--deterministic`` turns on its op
 determinism.  The run directory is written like the other backends'.
 """
@@ -121,13 +122,14 @@ class TensorFlowBackend(HonoursEveryFlag):
         with tf.device(device):
             vectorize_layer = keras.layers.TextVectorization(
                 standardize=custom_standardization, max_tokens=config.text.vocab_size,
-                output_mode="int", output_sequence_length=config.text.sequence_length)
+                output_mode="int", output_sequence_length=config.text.sequence_length,
+                ngrams=config.text.ngram_widths)
             vectorize_layer.adapt(train_ds.map(lambda x, y: x))
             keras.utils.set_random_seed(config.train.seed)
             model = keras.Sequential([
                 vectorize_layer,
                 keras.layers.Embedding(config.text.vocab_size, config.model.embedding_dim,
-                                       name="embedding"),
+                                       mask_zero=config.model.mask_padding, name="embedding"),
                 keras.layers.GlobalAveragePooling1D(),
                 keras.layers.Dense(config.model.hidden_units, activation="relu"),
                 keras.layers.Dense(1),

@@ -41,11 +41,13 @@ class Vectorized:
 
 
 def vectorize(config: RunConfig, data: imdb.Splits, device: torch.device) -> Vectorized:
-    """Adapt the tutorial's vectorizer on the training subset and vectorize both subsets."""
+    """Adapt the tutorial's vectorizer (with ``--ngrams``) on the training subset and
+    vectorize both subsets."""
     vectorizer = TextVectorization(
         max_tokens=config.text.vocab_size,
         standardize="tutorial",
         output_sequence_length=config.text.sequence_length,
+        ngrams=config.text.ngram_widths,
     )
     train_texts = imdb.exact_texts(data.train)
     vectorizer.adapt(train_texts)

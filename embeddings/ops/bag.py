@@ -12,7 +12,7 @@ D a whole number of packets: 8, 16, 32 ...) keeps four interleaved float32 accum
 over the first ``T - T mod 4`` positions when ``T >= 16``, ``a_r = sum_{j = r mod 4} e_j``
 in increasing ``j``, combined as ``((a0 + a1) + a2) + a3``, then adds the remaining
 positions one at a time (all of them below 16); the mean divides by ``T``, the masked mean
-by the count of non-padding ids (``docs/preset-parity.md``).  Every implementation of the
+by the count of non-padding ids (``docs/presets.md``).  Every implementation of the
 forward reproduces that order bit for bit.
 
 The squared-gradient contract.  TensorFlow hands the optimizer one gradient row per

@@ -9,7 +9,8 @@ machine without a GPU.
 
 Forward.  One program per (bag, block of columns) walks the bag's ids and adds the
 rows.  Dense bags keep TensorFlow's four interleaved lanes and tail
-(``reference.tf_order_sum``), ragged bags one running sum in order, so the means equal the CPU path's bit for bit.
+(``reference.tf_order_sum``), ragged bags one running sum in order, so the means equal
+the CPU path's bit for bit.
 
 Backward, two modes:
 

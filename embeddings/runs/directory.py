@@ -186,8 +186,13 @@ def write_run(out_dir: str | os.PathLike[str], *, weights: Mapping[str, Any],
     atomic_write_json(out / HISTORY_FILE, {k: list(v) for k, v in history.items()})
     table = arrays["embedding.embeddings"]
     write_tensorboard_projector(out, table, vocabulary)
+    words = list(range(len(vocabulary)))
+    if config.get("text", {}).get("ngrams", 1) > 1:  # "a b" tokens: the format splits on spaces
+        words = [0] + [i for i in words[1:] if " " not in vocabulary[i]]  # Keras's separator
+        log.info("%s holds the %d single-word tokens; the %d n-grams are in %s", VEC_FILE,
+                 len(words) - 1, len(vocabulary) - len(words), VECTORS_FILE)
     try:
-        write_vec(out, table, vocabulary)
+        write_vec(out, table[words], [vocabulary[i] for i in words])
     except ValueError as err:  # a converted vocabulary with a token the format cannot hold
         log.warning("%s is not written: %s", VEC_FILE, err)
     write_pictures(out, weights=arrays, vocabulary=vocabulary, config=dict(config),
@@ -241,9 +246,10 @@ class Run:
         """The run's :class:`~embeddings.text.TextVectorization`, ready to vectorize."""
         from embeddings.text import TextVectorization
 
+        text = self.settings.text
         return TextVectorization(max_tokens=None, standardize=self.standardize,
-                                 output_sequence_length=self.settings.text.sequence_length,
-                                 vocabulary=self.vocabulary)
+                                 output_sequence_length=text.sequence_length,
+                                 ngrams=text.ngram_widths, vocabulary=self.vocabulary)
 
 
 def _read_json(path: Path) -> Any:

@@ -56,18 +56,20 @@ PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
 
 def word_logits(weights: Mapping[str, Any], ids: Sequence[int] | np.ndarray,
-                sequence_length: int) -> np.ndarray:
+                sequence_length: int, mask_padding: bool = False) -> np.ndarray:
     """The model's logit for a review made of one word alone, for each id in ``ids``.
 
     The vectorizer pads such a review to ``[id, 0, ..., 0]``, and the model averages all
     T positions, padding included, so the pooled vector is
-    ``(E[id] + (T - 1) * E[0]) / T``; it then goes through ``Dense(H, relu)`` and
-    ``Dense(1)``.  Computed in float32 with NumPy.
+    ``(E[id] + (T - 1) * E[0]) / T``; with ``mask_padding`` the padding is left out and it
+    is ``E[id]``.  It then goes through ``Dense(H, relu)`` and ``Dense(1)``.  Computed in
+    float32 with NumPy.
 
     Args:
         weights (Mapping[str, Any]): arrays (or tensors) under the native names.
         ids (Sequence[int] | np.ndarray): ``(N,)`` token ids.
         sequence_length (int): T, the run's ``text.sequence_length``.
+        mask_padding (bool): the run's ``model.mask_padding``. Default: ``False``.
 
     Returns:
         np.ndarray: ``(N,)`` float32 logits (positive: the model leans positive).
@@ -79,10 +81,19 @@ def word_logits(weights: Mapping[str, Any], ids: Sequence[int] | np.ndarray,
         raise ValueError("sequence_length must be a positive integer. Received: "
                          f"sequence_length={sequence_length!r}; pass the run's "
                          "text.sequence_length.")
-    table, k1, b1, k2, b2 = (_float32(weights[name]) for name in (
-        "embedding.embeddings", "dense.kernel", "dense.bias", "dense_1.kernel", "dense_1.bias"))
+    table = _float32(weights["embedding.embeddings"])
+    rows = table[np.asarray(ids, dtype=np.int64)]  # (N, D)
+    if mask_padding:
+        return pooled_logits(weights, rows)
     t = np.float32(sequence_length)
-    pooled = (table[np.asarray(ids, dtype=np.int64)] + (t - 1) * table[0]) / t  # (N, D)
+    return pooled_logits(weights, (rows + (t - 1) * table[0]) / t)
+
+
+def pooled_logits(weights: Mapping[str, Any], pooled: np.ndarray) -> np.ndarray:
+    """The logits of ``(N, D)`` pooled vectors: ``Dense(H, relu)`` then ``Dense(1)``, in
+    float32 with NumPy."""
+    k1, b1, k2, b2 = (_float32(weights[name]) for name in (
+        "dense.kernel", "dense.bias", "dense_1.kernel", "dense_1.bias"))
     hidden = np.maximum(pooled @ k1 + b1, np.float32(0))  # (N, D) -> (N, H)
     return (hidden @ k2 + b2)[:, 0]  # (N, H) -> (N, 1) -> (N,)
 
@@ -183,14 +194,17 @@ def curves_png(histories: Sequence[tuple[str, Mapping[str, Sequence[float]]]], *
 
 
 def embedding_map_png(weights: Mapping[str, Any], vocabulary: Sequence[str],
-                      sequence_length: int, *, title: str, words: int = MAP_WORDS) -> bytes:
+                      sequence_length: int, *, title: str, words: int = MAP_WORDS,
+                      mask_padding: bool = False) -> bytes:
     """The ``words`` most frequent words on the first two principal components of their
     embeddings, coloured by :func:`word_logits`, as a PNG of :data:`MAP_SIZE`.
 
     The diverging colour map is centred (white) at the logit of the empty review, all
     padding: a word whose one-word review scores the same says nothing either way.  (The
     padding fills T - 1 of the T positions, so that logit, not 0, is the neutral point:
-    in the tutorial's run every one-word review scores above 0.)  Each point is labelled
+    in the tutorial's run every one-word review scores above 0.)  With ``mask_padding``
+    the empty review has no mean (0 / 0), and the neutral point is the logit of the zero
+    vector, a review whose words cancel out.  Each point is labelled
     with its word where the label fits without covering another label, the words
     furthest from neutral first.
 
@@ -200,6 +214,7 @@ def embedding_map_png(weights: Mapping[str, Any], vocabulary: Sequence[str],
         sequence_length (int): T, the run's ``text.sequence_length``.
         title (str): the figure's title.
         words (int): how many words, from id 2 on. Default: ``300``.
+        mask_padding (bool): the run's ``model.mask_padding``. Default: ``False``.
 
     Returns:
         bytes: the PNG.
@@ -209,8 +224,9 @@ def embedding_map_png(weights: Mapping[str, Any], vocabulary: Sequence[str],
     ids = np.arange(FIRST_WORD, min(len(vocabulary), FIRST_WORD + words))
     table = _float32(weights["embedding.embeddings"])
     coords, share = project(table[ids])  # (N, D) -> (N, 2)
-    scores = word_logits(weights, ids, sequence_length)
-    neutral = float(word_logits(weights, [0], sequence_length)[0])
+    scores = word_logits(weights, ids, sequence_length, mask_padding)
+    neutral = float(pooled_logits(weights, np.zeros((1, table.shape[1]), np.float32))[0]
+                    if mask_padding else word_logits(weights, [0], sequence_length)[0])
     reach = float(np.max(np.abs(scores - neutral), initial=0.0)) or 1.0
     low = min(float(scores.min(initial=neutral)), neutral - 1e-3 * reach)
     high = max(float(scores.max(initial=neutral)), neutral + 1e-3 * reach)
@@ -222,7 +238,8 @@ def embedding_map_png(weights: Mapping[str, Any], vocabulary: Sequence[str],
         points = ax.scatter(coords[:, 0], coords[:, 1], c=scores, cmap="RdBu", norm=norm,
                             s=16, edgecolors="0.3", linewidths=0.4, zorder=2)
         colourbar = fig.colorbar(points, cax=bar)
-        colourbar.set_label(f"logit of the word alone (white: the empty review, {neutral:.3g})")
+        empty = "the zero vector" if mask_padding else "the empty review"
+        colourbar.set_label(f"logit of the word alone (white: {empty}, {neutral:.3g})")
         colourbar.ax.axhline(neutral, color="0.3", linewidth=0.8)
         _frame(ax, coords)
         order = np.argsort(-np.abs(scores - neutral), kind="stable")
@@ -258,6 +275,7 @@ def write_pictures(out_dir: str | os.PathLike[str], *, weights: Mapping[str, Any
     out = Path(out_dir)
     name, run = run_name(out), config.get("run", {})
     sequence_length = int(config["text"]["sequence_length"])
+    mask_padding = bool(config.get("model", {}).get("mask_padding", False))
     written = []
     if has_curves(history):
         what = ", ".join(str(run[k]) for k in ("backend", "device") if run.get(k))
@@ -266,11 +284,12 @@ def write_pictures(out_dir: str | os.PathLike[str], *, weights: Mapping[str, Any
         written.append(CURVES_FILE)
     count = max(0, min(len(vocabulary), FIRST_WORD + MAP_WORDS) - FIRST_WORD)
     dim = _float32(weights["embedding.embeddings"]).shape[1]
+    alone = ("padding left out of the mean" if mask_padding
+             else f"padded to T={sequence_length}")
     title = (f"{name}: the {count} most frequent words, PCA of their {dim}-dim embeddings\n"
-             f"colour: the model's logit for a review of that word alone, padded to "
-             f"T={sequence_length}")
+             f"colour: the model's logit for a review of that word alone, {alone}")
     atomic_write_bytes(out / MAP_FILE, embedding_map_png(weights, vocabulary, sequence_length,
-                                                         title=title))
+                                                         title=title, mask_padding=mask_padding))
     written.append(MAP_FILE)
     return written
 
