@@ -18,6 +18,10 @@ What it records into ``--out`` (default: ``parity_tests/fixtures``):
   (:data:`FLAG_SETS`): its constants replaced (learning rate; widths, vocabulary and
   sequence length; batch size, split and seeds), and, for ``reshuffle``, ``.cache()``
   removed from the training dataset.  ``--flagsets-only`` records just this file.
+* ``preset_history.json``: the seed-0 history of every preset other than the tutorial
+  (``embeddings.config.PRESETS``: ``TextVectorization(ngrams=...)``,
+  ``Embedding(mask_zero=True)``, its batch size, learning rate and epochs).
+  ``--presets-only`` records just this file.
 
 Usage::
 
@@ -42,6 +46,7 @@ from pathlib import Path
 import numpy as np
 
 # The weights in TensorFlow's model.get_weights() order, under their native names.
+from embeddings.config import PRESETS
 from embeddings.weights import NAMES as WEIGHT_NAMES
 
 
@@ -71,7 +76,8 @@ def sequence_hash(row: np.ndarray) -> str:
 # recorded by flags_history.json (each a set of flags different from the tutorial's).
 TUTORIAL = {"vocab_size": 10000, "sequence_length": 100, "embedding_dim": 16,
             "hidden_units": 16, "batch_size": 1024, "validation_split": 0.2, "split_seed": 123,
-            "seed": 0, "learning_rate": 0.001, "reshuffle": False, "epochs": 15}
+            "seed": 0, "learning_rate": 0.001, "reshuffle": False, "epochs": 15, "ngrams": 1,
+            "mask_padding": False}
 # learning_rate_steep stops at 3 epochs: at 0.01 the run turns unstable after epoch 6
 # (val_accuracy falls from 0.831 to 0.763 by epoch 15), and there the float32 rounding of
 # the dense layers' reductions, which no port reproduces bit for bit (PARITY.md section 8),
@@ -110,12 +116,14 @@ def tutorial_history(train_dir: Path, settings: dict, tf, keras) -> dict:  # noq
     val_ds = val_ds.cache().prefetch(tf.data.AUTOTUNE)
     vectorize_layer = keras.layers.TextVectorization(
         standardize=custom_standardization, max_tokens=s["vocab_size"], output_mode="int",
-        output_sequence_length=s["sequence_length"])
+        output_sequence_length=s["sequence_length"],
+        ngrams=None if s["ngrams"] == 1 else tuple(range(1, s["ngrams"] + 1)))
     vectorize_layer.adapt(train_ds.map(lambda x, y: x))
     keras.utils.set_random_seed(s["seed"])
     model = keras.Sequential([
         vectorize_layer,
-        keras.layers.Embedding(s["vocab_size"], s["embedding_dim"], name="embedding"),
+        keras.layers.Embedding(s["vocab_size"], s["embedding_dim"],
+                               mask_zero=s["mask_padding"], name="embedding"),
         keras.layers.GlobalAveragePooling1D(),
         keras.layers.Dense(s["hidden_units"], activation="relu"),
         keras.layers.Dense(1),
@@ -141,6 +149,24 @@ def record_flagsets(train_dir: Path, out: Path, meta: dict, tf, keras) -> None: 
         "flagsets": flagsets,
     })
     print(f"wrote {out / 'flags_history.json'}", flush=True)
+
+
+def record_presets(train_dir: Path, out: Path, meta: dict, tf, keras) -> None:  # noqa: ANN001
+    """Write ``preset_history.json``: the seed-0 history of every preset but the tutorial."""
+    presets = {}
+    for name, settings in PRESETS.items():
+        if name == "tutorial":
+            continue
+        history = tutorial_history(train_dir, settings, tf, keras)
+        presets[name] = {"settings": settings, "history": history}
+        print(f"preset {name}: val_accuracy {history['val_accuracy']}", flush=True)
+    _atomic_write_json(out / "preset_history.json", {
+        "meta": meta,
+        "what": "the tutorial with each preset's settings in place of its constants, seed 0",
+        "tutorial": TUTORIAL,
+        "presets": presets,
+    })
+    print(f"wrote {out / 'preset_history.json'}", flush=True)
 
 
 def _meta(tf, keras) -> dict:  # noqa: ANN001
@@ -232,6 +258,8 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=15)
     parser.add_argument("--flagsets-only", action="store_true",
                         help="record only flags_history.json")
+    parser.add_argument("--presets-only", action="store_true",
+                        help="record only preset_history.json")
     args = parser.parse_args()
 
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -243,6 +271,9 @@ def main() -> None:
         train_dir = _train_dir(args.data, Path(tmp))
         if args.flagsets_only:
             record_flagsets(train_dir, args.out, _meta(tf, keras), tf, keras)
+            return
+        if args.presets_only:
+            record_presets(train_dir, args.out, _meta(tf, keras), tf, keras)
             return
 
         # --- The tutorial, as written. ---------------------------------------
@@ -373,6 +404,7 @@ def main() -> None:
         )
         print(f"wrote {args.out / 'tutorial_history.json'}", flush=True)
         record_flagsets(train_dir, args.out, meta, tf, keras)
+        record_presets(train_dir, args.out, meta, tf, keras)
 
 
 if __name__ == "__main__":
