@@ -10,14 +10,18 @@
   ``model.v1.vocabulary.txt``; Keras on torch cannot hold a ``TextVectorization``).
   An existing ``.keras`` or vocabulary file is never overwritten.
 
-Arrays are copied bit for bit.  Reading never unpickles and never runs code from the
-file, and trusts nothing it declares (:mod:`embeddings.keras_file` lists what it
-refuses).  A failed or interrupted conversion leaves nothing behind, in either
-direction; one that was killed leaves a hidden staging folder the next one removes.
+Arrays are copied bit for bit, and the settings that change a run's scores travel
+with them: ``--mask-padding`` as the embedding's ``mask_zero``, and ``--ngrams N`` as
+the ``TextVectorization``'s ``ngrams`` or, in a file without one (what
+:func:`run_to_keras` writes), as its vocabulary (:func:`vocabulary_ngrams`).  Reading
+never unpickles and never runs code from the file, and trusts nothing it declares
+(:mod:`embeddings.keras_file` lists what it refuses).  A failed or interrupted
+conversion leaves nothing behind, in either direction; one that was killed leaves a
+hidden staging folder the next one removes.
 
 Command line::
 
-    python -m embeddings.convert model.keras runs/converted [--vocabulary vocab.txt]
+    python -m embeddings.convert model.keras runs/converted [--vocabulary vocab.txt] [--ngrams N]
     python -m embeddings.convert runs/20261124-101500 exported.keras
 """
 
@@ -26,7 +30,7 @@ from __future__ import annotations
 import logging
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 
 from embeddings import __version__, runs, weights
@@ -35,6 +39,7 @@ from embeddings.errors import ArgumentParser, InvalidInput, cli
 from embeddings.files import atomic_write_text, claim, sweep
 from embeddings.keras_file import (
     KerasModelFile,
+    checked_ngrams,
     checked_sequence_length,
     read_keras,
     read_vocabulary,
@@ -42,6 +47,51 @@ from embeddings.keras_file import (
 from embeddings.text import TextVectorization
 
 log = logging.getLogger(__name__)
+
+
+def vocabulary_ngrams(tokens: Iterable[str]) -> int:
+    """The ``--ngrams`` a vocabulary was made with, read from its tokens.
+
+    Keras joins the words of an n-gram with one space (``tf.strings.ngrams(...,
+    separator=" ")``) and the tutorial's whitespace split never leaves a space inside a
+    word, so a token of k space-separated words is a k-gram: N is the largest k (empty
+    pieces, as in ``" "``, are no words), 1 when no token holds a space.  A vocabulary
+    whose longest n-grams were all too rare to make it in reads as a smaller N.
+
+    Args:
+        tokens (Iterable[str]): the vocabulary.
+
+    Returns:
+        int: N, at least 1.
+
+    >>> vocabulary_ngrams(["", "[UNK]", "the", "of the", "a"])
+    2
+    """
+    return max((sum(1 for word in t.split(" ") if word) for t in tokens), default=1) or 1
+
+
+def _ngrams(model: KerasModelFile, tokens: list[str], source: Path, given: int | None) -> int:
+    """The run's ``ngrams``: ``given`` (``--ngrams``), else the file's ``TextVectorization``'s,
+    else :func:`vocabulary_ngrams` of ``tokens`` (logged).
+
+    Raises:
+        InvalidInput: the inferred N is outside :class:`TextConfig`'s bounds.
+    """
+    found = vocabulary_ngrams(tokens)
+    if given is not None:
+        ngrams = given
+    elif model.ngrams is not None:
+        ngrams = model.ngrams
+    else:
+        ngrams = checked_ngrams(found, f"{source}: the n-grams read from its vocabulary "
+                                       "(pass --ngrams N to set them)")
+        log.info("%s: ngrams=%d, read from its vocabulary (its longest token has %d "
+                 "space-separated words); pass --ngrams N to set it", source, ngrams, found)
+    if found > ngrams:
+        log.warning("%s: the vocabulary holds tokens of %d words, but ngrams=%d never makes "
+                    "them", source, found, ngrams)
+    return ngrams
+
 
 def _vocabulary(model: KerasModelFile, source: Path,
                 vocabulary: str | os.PathLike[str] | None) -> list[str]:
@@ -76,9 +126,15 @@ def keras_to_run(
     *,
     vocabulary: str | os.PathLike[str] | None = None,
     sequence_length: int | None = None,
+    ngrams: int | None = None,
 ) -> Path:
     """Convert a Keras file of the tutorial model into a run directory (written staged, so
     a failed conversion leaves nothing behind; an existing run is never overwritten).
+
+    The run's ``model.mask_padding`` is the embedding's ``mask_zero`` (``False`` for a
+    ``.weights.h5``, which holds no config), and its ``text.ngrams`` the
+    ``TextVectorization``'s ``ngrams``, or in a file without one what
+    :func:`vocabulary_ngrams` reads from the vocabulary.
 
     Args:
         source (str | os.PathLike): ``.keras`` or ``.weights.h5`` file.
@@ -88,27 +144,35 @@ def keras_to_run(
             :func:`run_to_keras` it is found automatically. Default: ``None``.
         sequence_length (int | None): tokens per review when the file does not say.
             Default: ``None`` (the file's, else 100).
+        ngrams (int | None): the N of the run's n-grams ``(1, ..., N)`` (``--ngrams``).
+            Default: ``None`` (the file's ``TextVectorization``'s, else read from the
+            vocabulary).
 
     Returns:
         Path: ``out_dir``.
 
     Raises:
         InvalidInput: the file breaks a rule of :func:`read_keras`, no vocabulary can be
-            found, it does not fit the embedding table, or ``sequence_length`` is out of
-            bounds.
+            found, it does not fit the embedding table, or ``sequence_length`` or
+            ``ngrams`` (given or inferred) is out of bounds.
         RunExistsError: ``out_dir`` exists and is not empty.
     """
     out = runs.check_new(out_dir)
     if sequence_length is not None:
         sequence_length = checked_sequence_length(sequence_length, "--sequence-length")
+    if ngrams is not None:
+        ngrams = checked_ngrams(ngrams, "--ngrams")
     source = Path(source)
     model = read_keras(source)
     tokens = _vocabulary(model, source, vocabulary)
     vocab_size, dim, hidden = weights.dims(model.arrays, str(source))
     length = sequence_length or model.sequence_length or TextConfig().sequence_length
+    ngrams = _ngrams(model, tokens, source, ngrams)
     try:
-        settings = RunConfig(text=TextConfig(vocab_size=vocab_size, sequence_length=length),
-                             model=ModelConfig(embedding_dim=dim, hidden_units=hidden))
+        settings = RunConfig(text=TextConfig(vocab_size=vocab_size, sequence_length=length,
+                                             ngrams=ngrams),
+                             model=ModelConfig(embedding_dim=dim, hidden_units=hidden,
+                                               mask_padding=model.mask_zero))
     except ValueError as err:
         raise InvalidInput(f"{source}: {err}") from err
     record = {"converted_from": str(source), "standardize": model.standardize,
@@ -161,6 +225,11 @@ def _place(staged: Path, target: Path) -> None:
 def run_to_keras(run_dir: str | os.PathLike[str], path: str | os.PathLike[str]) -> Path:
     """Write a run's model as a ``.keras`` file of stock Keras layers, vocabulary beside it.
 
+    A ``--mask-padding`` run's embedding is ``Embedding(mask_zero=True)``; a run's
+    ``--ngrams N`` is carried by its vocabulary's n-gram tokens (:func:`vocabulary_ngrams`),
+    with a warning when they do not show it (say no N-gram made it into the vocabulary):
+    the conversion back then needs ``--ngrams N``.
+
     Both files are written to a hidden staging folder beside ``path``
     (:func:`embeddings.files.claim`) and moved into place at the end, never over an
     existing file, so a failure leaves nothing behind.
@@ -186,12 +255,18 @@ def run_to_keras(run_dir: str | os.PathLike[str], path: str | os.PathLike[str]) 
         _refuse_existing(target)
     run = runs.load_run(run_dir)
     settings = run.settings
+    shown = vocabulary_ngrams(run.vocabulary)
+    if shown != settings.text.ngrams:
+        log.warning("%s: the run has ngrams=%d but its vocabulary's longest token has %d "
+                    "words, so the file cannot show it; convert %s back with --ngrams %d",
+                    run_dir, settings.text.ngrams, shown, path.name, settings.text.ngrams)
     from embeddings import keras_model  # Keras loads slowly: only once the checks pass
 
     model = keras_model.build_model(settings.text.vocab_size, settings.model.embedding_dim,
                                     settings.model.hidden_units,
                                     sequence_length=settings.text.sequence_length,
-                                    exact_embedding=False, compile=False)
+                                    exact_embedding=False, compile=False,
+                                    mask_zero=settings.model.mask_padding)
     keras_model.set_native_weights(model, run.weights)
     prefix = f".{path.name}.partial-"
     sweep(path.parent, prefix)  # staging of a killed export
@@ -220,6 +295,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--vocabulary", help="vocabulary file for a Keras file without one")
     parser.add_argument("--sequence-length", type=int, help="tokens per review (default: "
                         "the file's, else 100)")
+    parser.add_argument("--ngrams", type=int, help="the run's n-grams are 1 to N words "
+                        "(default: the file's TextVectorization's, else the most words of a "
+                        "vocabulary token: Keras joins an n-gram's words with one space)")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
 
@@ -228,7 +306,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             written = run_to_keras(args.source, args.dest)
         else:
             written = keras_to_run(args.source, args.dest, vocabulary=args.vocabulary,
-                                   sequence_length=args.sequence_length)
+                                   sequence_length=args.sequence_length, ngrams=args.ngrams)
         print(f"Wrote {written}")
         return 0
 

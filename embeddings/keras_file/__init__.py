@@ -17,12 +17,17 @@ needs is read.  Refused, each with a one-line error that names the file and the 
   :data:`VOCABULARY_LIMIT`, available memory for the weights), and every member the
   model does not need is never read (:mod:`.reader`);
 * a ``config.json`` that is not the tutorial model's (the field at fault is named), a
-  ``standardize`` that is not one of Keras's built-ins or a custom function, and a
-  sequence length outside :class:`~embeddings.config.TextConfig`'s bounds
-  (:mod:`.architecture`).
+  ``standardize`` that is not one of Keras's built-ins or a custom function, an
+  ``ngrams`` other than ``(1, ..., N)`` (``[2]`` or ``[1, 3]``: a run trains single words
+  up to N-grams), and a sequence length or N outside
+  :class:`~embeddings.config.TextConfig`'s bounds (:mod:`.architecture`).
+
+Besides the weights, a ``.keras`` file says the embedding's ``mask_zero`` (padding left
+out of the mean) and, with a ``TextVectorization``, its vocabulary, sequence length,
+standardization and n-grams (:class:`KerasModelFile`).
 """
 
-from embeddings.keras_file.architecture import checked_sequence_length
+from embeddings.keras_file.architecture import checked_ngrams, checked_sequence_length
 from embeddings.keras_file.reader import (
     CONFIG_LIMIT,
     CONFIG_MEMBER,
@@ -34,4 +39,5 @@ from embeddings.keras_file.reader import (
 )
 
 __all__ = ["CONFIG_LIMIT", "CONFIG_MEMBER", "VOCABULARY_LIMIT", "WEIGHTS_MEMBER",
-           "KerasModelFile", "checked_sequence_length", "read_keras", "read_vocabulary"]
+           "KerasModelFile", "checked_ngrams", "checked_sequence_length", "read_keras",
+           "read_vocabulary"]

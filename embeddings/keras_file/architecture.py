@@ -1,5 +1,6 @@
 """A ``.keras`` archive's ``config.json``, read as data: which layers of the tutorial
-model hold the weights, and what its ``TextVectorization`` says.
+model hold the weights, whether its embedding masks padding, and what its
+``TextVectorization`` says.
 
 Every field that is used is type-checked and named by its path in an error
 (``config.layers[4].config.name``); nothing is taken from the file unchecked.
@@ -33,6 +34,8 @@ class Architecture:
     vectorizer: str | None  # the TextVectorization layer's name, if any
     sequence_length: int | None
     standardize: str | None
+    mask_zero: bool  # Embedding(mask_zero=True): padding id 0 left out of the mean
+    ngrams: int | None  # the N of the vectorizer's ngrams=(1, ..., N); None without one
 
 
 def checked_sequence_length(value: int, label: str) -> int:
@@ -47,8 +50,20 @@ def checked_sequence_length(value: int, label: str) -> int:
         raise InvalidInput(f"{label}: {err}") from err
 
 
+def checked_ngrams(value: int, label: str) -> int:
+    """``value``, checked by :class:`TextConfig`'s rule for ``ngrams``.
+
+    Raises:
+        InvalidInput: ``value`` breaks the rule; the message starts with ``label``.
+    """
+    try:
+        return TextConfig(ngrams=value).ngrams
+    except ValueError as err:
+        raise InvalidInput(f"{label}: {err}") from err
+
+
 _JSON_TYPES = {dict: "an object", list: "a list", str: "a string", int: "an integer",
-               type(None): "null"}
+               bool: "true or false", type(None): "null"}
 
 
 def _typed(value: Any, kinds: tuple[type, ...], field: str, where: str) -> Any:
@@ -89,6 +104,38 @@ def _standardize(conf: dict[str, Any], field: str, where: str) -> str | None:
     return spec
 
 
+def _ngrams(conf: dict[str, Any], field: str, where: str) -> int:
+    """A TextVectorization's ``ngrams`` as the N of ``(1, ..., N)``, the only n-grams a run
+    trains (``--ngrams N``): ``null`` is 1, an integer N is N, a list ``[1, ..., N]`` is N.
+
+    Raises:
+        InvalidInput: any other value (``[2]``, ``[1, 3]``), or an N outside
+            :class:`TextConfig`'s bounds.
+    """
+    spec = _field(conf, "ngrams", (int, list, type(None)), field, where)
+    if spec is None:
+        return 1
+    if isinstance(spec, list):
+        # type() is int: JSON's 1.0 and true would compare equal to 1
+        if not spec or any(type(w) is not int for w in spec) or \
+                spec != list(range(1, len(spec) + 1)):
+            raise InvalidInput(
+                f"{where}: `{field}.ngrams` must be null, an integer N or the list [1, ..., N]: "
+                "only ngrams=(1, ..., N) is supported (single words up to N-grams, as "
+                f"--ngrams N trains). Received: ngrams={SHORT.repr(spec)}; save the model with "
+                "ngrams=N."
+            )
+        spec = len(spec)
+    return checked_ngrams(spec, f"{where}: `{field}.ngrams`")
+
+
+def _mask_zero(conf: dict[str, Any], field: str, where: str) -> bool:
+    """An Embedding's ``mask_zero`` (absent: ``False``, Keras's default)."""
+    if "mask_zero" not in conf:
+        return False
+    return bool(_typed(conf["mask_zero"], (bool,), f"{field}.mask_zero", where))
+
+
 def _input_length(conf: dict[str, Any], field: str, where: str) -> int | None:
     """The sequence length of an integer-input model, from its ``InputLayer``."""
     shape = _field(conf, "batch_shape", (list, type(None)), field, where) or []
@@ -99,15 +146,16 @@ def _input_length(conf: dict[str, Any], field: str, where: str) -> int | None:
 
 
 def parse_config(raw: bytes, where: str) -> Architecture:
-    """Parse a ``.keras`` archive's ``config.json``: which layers hold the weights, and
-    the vectorizer's settings.
+    """Parse a ``.keras`` archive's ``config.json``: which layers hold the weights, the
+    embedding's ``mask_zero``, and the vectorizer's settings.
 
     Args:
         raw (bytes): the member's content.
         where (str): how to name it in an error.
 
     Raises:
-        InvalidInput: not JSON, not the tutorial model, or a field of the wrong type.
+        InvalidInput: not JSON, not the tutorial model, a field of the wrong type, or
+            ``ngrams`` other than ``(1, ..., N)``.
     """
     try:
         config = json.loads(raw)
@@ -134,12 +182,14 @@ def parse_config(raw: bytes, where: str) -> Architecture:
             "convert only that model."
         )
     roles = dict(zip(weights.LAYERS, [c["name"] for _, c in embedding + dense], strict=True))
+    mask_zero = _mask_zero(embedding[0][1], embedding[0][0], where)
     if not vectorizers:
         inputs = by_class.get("InputLayer", [])
         length = _input_length(inputs[0][1], inputs[0][0], where) if inputs else None
-        return Architecture(roles, None, length, "tutorial")
+        return Architecture(roles, None, length, "tutorial", mask_zero, None)
     field, conf = vectorizers[0]
     length = _field(conf, "output_sequence_length", (int, type(None)), field, where)
     if length is not None:
         length = checked_sequence_length(length, f"{where}: `{field}.output_sequence_length`")
-    return Architecture(roles, conf["name"], length, _standardize(conf, field, where))
+    return Architecture(roles, conf["name"], length, _standardize(conf, field, where),
+                        mask_zero, _ngrams(conf, field, where))

@@ -37,6 +37,8 @@ class KerasModelFile:
     vocabulary: list[str] | None  # from a TextVectorization inside, if any
     sequence_length: int | None
     standardize: str | None  # "tutorial" for a custom function, else Keras's built-in name
+    mask_zero: bool  # the Embedding's mask_zero (False for a .weights.h5: it holds no config)
+    ngrams: int | None  # the TextVectorization's ngrams=(1, ..., N) as N; None without one
 
 
 def _too_large(what: str, size: int, limit: int) -> InvalidInput:
@@ -119,11 +121,13 @@ def read_keras(path: str | os.PathLike[str]) -> KerasModelFile:
         raise MissingFile(f"No Keras file at {path}. Received: path={str(path)!r}; pass the "
                           "path of a .keras or .weights.h5 file.")
     if not zipfile.is_zipfile(path):
-        return KerasModelFile(read_weights(path, None, str(path), 0), None, None, "tutorial")
+        return KerasModelFile(read_weights(path, None, str(path), 0), None, None, "tutorial",
+                              False, None)
     model, weights_bytes, vocabulary = _read_archive(path)
     arrays = read_weights(io.BytesIO(weights_bytes), model.roles, f"{path}: {WEIGHTS_MEMBER}",
                            len(weights_bytes))
-    return KerasModelFile(arrays, vocabulary, model.sequence_length, model.standardize)
+    return KerasModelFile(arrays, vocabulary, model.sequence_length, model.standardize,
+                          model.mask_zero, model.ngrams)
 
 
 def read_vocabulary(path: str | os.PathLike[str]) -> list[str]:
