@@ -21,10 +21,8 @@ to the recorded histories as well.
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import subprocess
-import typing
 from typing import Any
 
 import pytest
@@ -53,17 +51,7 @@ def _names() -> list[str]:
 
 def config_for(settings: dict[str, Any], backend: str) -> RunConfig:
     """The tutorial's :class:`RunConfig` with ``settings`` (field -> value) on the CPU."""
-    hints = typing.get_type_hints(RunConfig)
-    sections: dict[str, Any] = {}
-    for section in dataclasses.fields(RunConfig):
-        names = {f.name for f in dataclasses.fields(hints[section.name])}
-        sections[section.name] = dataclasses.replace(
-            hints[section.name](), **{k: v for k, v in settings.items() if k in names})
-    config = RunConfig(**sections)
-    unknown = set(settings) - {f for s in sections.values() for f in vars(s)}
-    assert not unknown, f"settings that are no flag: {unknown}"
-    return dataclasses.replace(config, train=dataclasses.replace(config.train, device="cpu",
-                                                                 backend=backend))
+    return RunConfig.from_preset("tutorial", **settings, device="cpu", backend=backend)
 
 
 _SPLITS: dict[tuple[float, int, int], Splits] = {}

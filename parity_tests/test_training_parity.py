@@ -80,8 +80,8 @@ def test_excluding_padding_from_the_mean_breaks_parity(
     stock = bag.embedding_bag_mean
 
     def masked_mean(weight: torch.Tensor, ids: torch.Tensor, offsets: None = None, *,
-                    squares: torch.Tensor | None = None,
-                    deterministic: bool | None = None) -> torch.Tensor:
+                    squares: torch.Tensor | None = None, deterministic: bool | None = None,
+                    mask_zero: bool = False) -> torch.Tensor:
         keep = ids != 0
         lengths = keep.sum(1)
         return stock(weight, ids[keep], torch.cumsum(lengths, 0) - lengths, squares=squares,
