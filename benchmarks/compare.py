@@ -1,18 +1,28 @@
 """Put two benchmark reports side by side: ``python -m benchmarks.compare A.json B.json``.
 
-Both reports must be of the same kind (``benchmark`` field: ``hotloop``, ``epoch`` or
-``vectorizer``); otherwise it refuses with exit status 2.  Cases are matched on
+Both reports must be of the same kind (``benchmark`` field: ``hotloop``, ``epoch``,
+``vectorizer``, ``accuracy`` or ``step``); otherwise it refuses with exit status 2.  Cases
+are matched on
 
 * hotloop: shape name *and* ``B, T, V, D``, impl, phase, device and dtype;
 * epoch: backend and device;
 * vectorizer: row (``int``, ``multi_hot``, ``tf_idf_bigrams``, ...), implementation
   (``ours``/``tf``) and phase (``adapt``, ``transform``, ``total``).  Reports written
   before the rows existed (phases at the top level, the tutorial's layer only) are
-  read as the ``int`` row.
+  read as the ``int`` row;
+* accuracy: case name (``tutorial``, ``bigrams``, ``fasttext``, ``fasttext-bigrams``, ...);
+  the timing is the training's wall time (``cases.<name>.wall``);
+* step: preset, its ``B, T, V, D`` and phase: ``forward``, ``backward``, ``adam``, ``step``
+  (``presets.<name>.phases``), the parts of the Adam step timed in training steps,
+  ``adam.table`` and ``adam.dense`` (``presets.<name>.adam_parts``), and the same updates
+  timed back to back on copies, ``isolated.table``, ``isolated.dense`` and
+  ``isolated.floor`` (``presets.<name>.isolated``).
 
 A case whose shape or device differs is never matched: it is listed under "only in A"
 or "only in B".  Cases skipped in either report are listed apart.  For each matched
-case the table shows both medians and the ratio B/A (> 1: B is slower).
+case the table shows both medians and the ratio B/A (> 1: B is slower); for accuracy
+reports the medians are in seconds, not milliseconds, and the table adds both median test
+accuracies and their difference B - A (> 0: B is more accurate).
 
 Noise rule: a case is marked ``*`` when ``|B/A - 1|`` exceeds the relative IQR
 (``iqr / median``) of A *and* of B, that is the larger of the two, so the change is
@@ -21,29 +31,35 @@ a single timing) the mark is ``?``.  Exit status: 0 when at least one case match
 1 when none did, 2 when the reports cannot be compared.
 
 A file that is missing, not JSON, not a JSON object, or with a field missing or of the
-wrong type (``cases[3].median_s``, ``backends.torch.epoch``, ...) is refused as one line,
+wrong type (``cases[3].median_s``, ``backends.torch.epoch``,
+``cases.tutorial.test_accuracy[0]``, ``presets.bigrams.phases.adam``, ...) is refused as one line,
 ``error: ...`` (:func:`embeddings.errors.cli`), naming the file, the field and the fix.
 """
 
 from __future__ import annotations
 
 import json
+import statistics
 import sys
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 from benchmarks.common import quartiles
 from embeddings.errors import ArgumentParser, InvalidInput, MissingFile, cli
 
-KINDS = ("hotloop", "epoch", "vectorizer")
+KINDS = ("hotloop", "epoch", "vectorizer", "accuracy", "step")
 VECTORIZER_PHASES = ("adapt", "transform", "total")
 LEGACY_VECTORIZER_MODE = "int"  # the one row of vectorizer reports without ``modes``
-WRITERS = "python -m benchmarks.hotloop, benchmarks.epoch or benchmarks.vectorizer"
+WRITERS = ("python -m benchmarks.hotloop, benchmarks.epoch, benchmarks.vectorizer, "
+           "benchmarks.accuracy or benchmarks.step")
 NUMBER = (int, float)
 HOTLOOP_KEYS = {"shape": (str,), "B": (int,), "T": (int,), "V": (int,), "D": (int,),
                 "impl": (str,), "phase": (str,), "device": (str,)}
+STEP_DIMS = ("B", "T", "V", "D")
+# group -> prefix of its phase names
+STEP_SECTIONS = {"phases": "", "adam_parts": "adam.", "isolated": "isolated."}
 TYPE_NAMES = {(str,): "a string", (int,): "an integer", NUMBER: "a number", (list,): "a list",
               (dict,): "an object"}
 
@@ -54,11 +70,12 @@ class CompareError(InvalidInput):
 
 @dataclass(frozen=True)
 class Row:
-    """One case of one report."""
+    """One case of one report; ``accuracy`` is the median test accuracy (accuracy reports)."""
 
     median_s: float | None
     iqr_s: float | None
     skipped: str | None = None
+    accuracy: float | None = None
 
     @property
     def relative_iqr(self) -> float | None:
@@ -212,6 +229,28 @@ def _check_fields(report: dict[str, Any], kind: str) -> None:
             epoch = _field(result, "epoch", where, (dict,))
             if epoch is not None:
                 _timing(epoch, f"{where}.epoch")
+    elif kind == "accuracy":
+        for name, case in _field(report, "cases", "", (dict,), required=True).items():
+            where = f"cases.{name}"
+            _typed(case, where, (dict,), required=True)
+            _field(case, "kind", where, (str,))
+            _field(case, "skipped", where, (str,))
+            if _field(case, "wall", where, (dict,)) is not None:
+                _timing(case["wall"], f"{where}.wall")
+            for i, value in enumerate(_field(case, "test_accuracy", where, (list,)) or []):
+                _typed(value, f"{where}.test_accuracy[{i}]", NUMBER, required=True)
+    elif kind == "step":
+        for name, result in _field(report, "presets", "", (dict,), required=True).items():
+            where = f"presets.{name}"
+            _typed(result, where, (dict,), required=True)
+            _field(result, "skipped", where, (str,))
+            shape = _field(result, "shape", where, (dict,), required="skipped" not in result)
+            for dim in STEP_DIMS if shape is not None else ():
+                _field(shape, dim, f"{where}.shape", (int,), required=True)
+            for group in STEP_SECTIONS:
+                for phase, entry in (_field(result, group, where, (dict,)) or {}).items():
+                    _typed(entry, f"{where}.{group}.{phase}", (dict,), required=True)
+                    _timing(entry, f"{where}.{group}.{phase}")
     else:
         modes = _field(report, "modes", "", (dict,))
         sections = {"": report} if modes is None else \
@@ -286,6 +325,21 @@ def rows(report: dict[str, Any]) -> dict[tuple[str, ...], Row]:
         for backend, result in report.get("backends", {}).items():
             epoch = result.get("epoch") or {"skipped": result.get("skipped") or "no timings"}
             out[(backend, device)] = _row(epoch)
+    elif kind == "accuracy":
+        for name, case in report.get("cases", {}).items():
+            row = _row(case.get("wall") or {"skipped": case.get("skipped") or "no timings"})
+            accuracies = case.get("test_accuracy")
+            out[(name,)] = replace(row, accuracy=statistics.median(accuracies)
+                                   if accuracies else None)
+    elif kind == "step":
+        for name, result in report.get("presets", {}).items():
+            shape = result.get("shape") or {}
+            dims = " ".join(f"{d}={shape[d]}" for d in STEP_DIMS if d in shape)
+            if result.get("skipped"):
+                out[(name, dims, "step")] = _row({"skipped": result["skipped"]})
+            for group, prefix in STEP_SECTIONS.items():
+                for phase, entry in (result.get(group) or {}).items():
+                    out[(name, dims, prefix + phase)] = _row(entry)
     else:
         modes = report.get("modes")
         if modes is None:  # a report from before the rows: the tutorial's int layer
@@ -341,17 +395,29 @@ def _describe(name: str, path: str, report: dict[str, Any]) -> str:
             f"{commit}, {env.get('cpu_model', '?')}, torch {env.get('torch', '?')})")
 
 
+def _accuracies(m: Match) -> str:
+    """`` A acc  B acc  B-A`` of an accuracy report's case (``n/a`` where unknown)."""
+    a, b = m.a.accuracy, m.b.accuracy
+    shown = [("n/a" if x is None else f"{x:.4f}") for x in (a, b)]
+    diff = "n/a" if a is None or b is None else f"{b - a:+.4f}"
+    return f"  {shown[0]:>7}  {shown[1]:>7}  {diff:>7}"
+
+
 def format_comparison(result: Comparison) -> list[str]:
     """The table and the lists of unmatched and skipped cases, as lines."""
     lines = []
+    accuracy = result.kind == "accuracy"
+    unit, scale = ("s", 1.0) if accuracy else ("ms", 1e3)
     if result.matched:
         width = max(len(" ".join(m.key)) for m in result.matched)
-        lines.append(f"{'case':<{width}}  {'A ms':>11}  {'B ms':>11}  {'B/A':>6}  "
-                     f"{'noise':>6}  mark")
+        lines.append(f"{'case':<{width}}  {'A ' + unit:>11}  {'B ' + unit:>11}  {'B/A':>6}  "
+                     f"{'noise':>6}  mark"
+                     + (f"  {'A acc':>7}  {'B acc':>7}  {'B-A acc':>7}" if accuracy else ""))
         for m in result.matched:
             noise = "n/a" if m.noise is None else f"{m.noise:.1%}"
-            lines.append(f"{' '.join(m.key):<{width}}  {m.a_median_s * 1e3:11.4f}  "
-                         f"{m.b_median_s * 1e3:11.4f}  {m.ratio:6.3f}  {noise:>6}  {m.mark}")
+            line = (f"{' '.join(m.key):<{width}}  {m.a_median_s * scale:11.4f}  "
+                    f"{m.b_median_s * scale:11.4f}  {m.ratio:6.3f}  {noise:>6}  {m.mark:<4}")
+            lines.append((line + (_accuracies(m) if accuracy else "")).rstrip())
         lines.append("mark: * |B/A - 1| exceeds the relative IQR of both runs; ? no IQR known")
     for title, keys in (("only in A", result.only_a), ("only in B", result.only_b)):
         if keys:

@@ -214,6 +214,119 @@ def test_old_vectorizer_report_compares_with_the_int_row(tmp_path: Path,
     assert "int ours total" in out and "only in B (" in out and "count ours total" in out
 
 
+def _accuracy(**cases: tuple[float, list[float]] | None) -> dict[str, Any]:
+    """A report with, per case, the median training seconds (IQR 1% of it) and the test
+    accuracy of each repetition; ``None``: a skipped case."""
+    def case(name: str, figures: tuple[float, list[float]] | None) -> dict[str, Any]:
+        kind = "fasttext" if name.startswith("fasttext") else "preset"
+        if figures is None:
+            return {"kind": kind, "skipped": "skipped: --skip-fasttext"}
+        median_s, accuracies = figures
+        return {"kind": kind, "wall": {"median_s": median_s, "iqr_s": median_s / 100,
+                                       "times_s": [median_s] * len(accuracies)},
+                "peak_rss_mib": 500.0, "test_accuracy": accuracies}
+
+    return {"benchmark": "accuracy", "environment": {"hostname": "h"},
+            "cases": {name: case(name, figures) for name, figures in cases.items()}}
+
+
+def test_accuracy_reports_match_on_case_name(tmp_path: Path,
+                                             capsys: pytest.CaptureFixture[str]) -> None:
+    a = _accuracy(tutorial=(30.0, [0.85, 0.85, 0.85]), bigrams=(120.0, [0.89, 0.89, 0.89]),
+                  **{"fasttext-bigrams": (48.0, [0.8913, 0.8920, 0.8905])})
+    b = _accuracy(tutorial=(15.0, [0.86, 0.86, 0.86]), fasttext=(5.0, [0.8728]),
+                  **{"fasttext-bigrams": None})
+    result = compare.compare(a, b)
+    (match,) = result.matched
+    assert match.key == ("tutorial",)
+    assert match.ratio == pytest.approx(0.5, rel=1e-12, abs=0.0)
+    assert match.mark == "*"  # twice as fast; 1% spread in both
+    assert (match.a.accuracy, match.b.accuracy) == (0.85, 0.86)
+    assert result.only_a == [("bigrams",)] and result.only_b == [("fasttext",)]
+    assert result.skipped == [(("fasttext-bigrams",), "B: skipped: --skip-fasttext")]
+    assert _run(tmp_path, a, b) == 0
+    out = capsys.readouterr().out
+    (line,) = [x for x in out.splitlines() if x.startswith("tutorial ")]
+    # seconds, not milliseconds; both accuracies and B - A
+    assert line.split() == ["tutorial", "30.0000", "15.0000", "0.500", "1.0%", "*", "0.8500",
+                            "0.8600", "+0.0100"]
+    assert "A s" in out and "B-A acc" in out
+
+
+def test_accuracy_of_a_case_is_the_median_of_its_repeats() -> None:
+    a = _accuracy(fasttext=(5.0, [0.87, 0.80, 0.88]))
+    b = _accuracy(fasttext=(5.0, [0.86]))
+    (match,) = compare.compare(a, b).matched
+    assert match.a.accuracy == 0.87 and match.b.accuracy == 0.86
+    assert match.mark == ""  # same median time
+    (line,) = compare.format_comparison(compare.compare(a, b))[1:2]
+    assert line.split()[-3:] == ["0.8700", "0.8600", "-0.0100"]
+
+
+
+def _step(**presets: tuple[dict[str, Any], dict[str, float]]) -> dict[str, Any]:
+    """A step report: per preset its ``B, T, V, D`` and the median of each phase (IQR 1%);
+    phases named ``adam.<part>`` go to ``adam_parts``."""
+    def timing(median_s: float) -> dict[str, Any]:
+        return {"median_s": median_s, "iqr_s": median_s / 100, "times_s": [median_s] * 3,
+                "share": 0.5}
+
+    def result(shape: dict[str, Any], medians: dict[str, float]) -> dict[str, Any]:
+        return {"shape": {**shape, "ngrams": 1},
+                "phases": {p: timing(t) for p, t in medians.items() if "." not in p},
+                "adam_parts": {p.split(".", 1)[1]: timing(t) for p, t in medians.items()
+                               if p.startswith("adam.")}}
+
+    return {"benchmark": "step", "environment": {"hostname": "h"},
+            "presets": {name: result(*figures) for name, figures in presets.items()}}
+
+
+BIGRAMS = {"B": 128, "T": 1000, "V": 300_000, "D": 16}
+
+
+def test_step_reports_match_on_preset_shape_and_phase(tmp_path: Path,
+                                                      capsys: pytest.CaptureFixture[str]
+                                                      ) -> None:
+    a = _step(bigrams=(BIGRAMS, {"forward": 0.010, "adam": 0.020, "step": 0.040,
+                                 "adam.table": 0.018}),
+              tutorial=(TUTORIAL, {"forward": 0.002}))
+    b = _step(bigrams=(BIGRAMS, {"forward": 0.010, "adam": 0.010, "step": 0.030,
+                                 "adam.table": 0.009, "adam.dense": 0.0001}))
+    result = compare.compare(a, b)
+    by_key = {m.key: m for m in result.matched}
+    dims = "B=128 T=1000 V=300000 D=16"
+    assert set(by_key) == {("bigrams", dims, p) for p in ("forward", "adam", "step",
+                                                          "adam.table")}
+    assert by_key[("bigrams", dims, "adam")].ratio == pytest.approx(0.5, rel=1e-12, abs=0.0)
+    assert by_key[("bigrams", dims, "adam")].mark == "*"  # halved; 1% spread in both
+    assert by_key[("bigrams", dims, "forward")].mark == ""
+    assert result.only_a == [("tutorial", "B=1024 T=100 V=10000 D=16", "forward")]
+    assert result.only_b == [("bigrams", dims, "adam.dense")]
+    assert _run(tmp_path, a, b) == 0
+    out = capsys.readouterr().out
+    (line,) = [x for x in out.splitlines() if x.startswith(f"bigrams {dims} adam ")]
+    assert line.split()[6:] == ["20.0000", "10.0000", "0.500", "1.0%", "*"]  # milliseconds
+
+
+def test_step_reports_of_other_sizes_never_match() -> None:
+    # The same preset measured with --set vocab_size=50 is another case, not a speed-up.
+    a = _step(bigrams=(BIGRAMS, {"step": 0.040}))
+    b = _step(bigrams=({**BIGRAMS, "V": 50}, {"step": 0.001}))
+    result = compare.compare(a, b)
+    assert result.matched == []
+    assert result.only_a == [("bigrams", "B=128 T=1000 V=300000 D=16", "step")]
+    assert result.only_b == [("bigrams", "B=128 T=1000 V=50 D=16", "step")]
+
+
+def test_skipped_step_preset_is_listed_apart() -> None:
+    a = {"benchmark": "step", "presets": {"bigrams": {"shape": BIGRAMS,
+                                                      "skipped": "skipped: out of memory"}}}
+    b = _step(bigrams=(BIGRAMS, {"step": 0.040}))
+    result = compare.compare(a, b)
+    assert result.matched == [] and result.skipped == [
+        (("bigrams", "B=128 T=1000 V=300000 D=16", "step"), "A: skipped: out of memory")]
+
+
 REPO = Path(__file__).resolve().parents[1]
 GOOD_CASE = _case("ours", "forward", 1.0, 0.1)
 
@@ -263,6 +376,46 @@ MALFORMED = {
         "tf_idf": {"tf": {"adapt": {"median_s": 1.0, "times_s": [1.0, "x"]}}}}},
         "field modes.tf_idf.tf.adapt.times_s[1] must be a number. Received: "
         "modes.tf_idf.tf.adapt.times_s[1]='x'"),
+    "accuracy cases a list": ("acc.json", {"benchmark": "accuracy", "cases": ["tutorial"]},
+                              "field cases must be an object. Received: cases=['tutorial']; "
+                              "fix the field, or write the report again with python -m "
+                              "benchmarks.accuracy"),
+    "accuracy without cases": ("acc0.json", {"benchmark": "accuracy"},
+                               "field cases is missing; it must be an object"),
+    "accuracy case not an object": ("acc1.json", {"benchmark": "accuracy", "cases": {
+        "tutorial": 0.85}}, "field cases.tutorial must be an object. Received: "
+        "cases.tutorial=0.85"),
+    "accuracy wall mistyped": ("acc2.json", {"benchmark": "accuracy", "cases": {
+        "bigrams": {"wall": {"median_s": "2 min"}}}}, "field cases.bigrams.wall.median_s "
+        "must be a number or null. Received: cases.bigrams.wall.median_s='2 min'"),
+    "accuracy wall not an object": ("acc3.json", {"benchmark": "accuracy", "cases": {
+        "bigrams": {"wall": [1.0]}}}, "field cases.bigrams.wall must be an object or null"),
+    "accuracy not numbers": ("acc4.json", {"benchmark": "accuracy", "cases": {
+        "fasttext": {"wall": {"median_s": 5.0}, "test_accuracy": [0.87, "87%"]}}},
+        "field cases.fasttext.test_accuracy[1] must be a number. Received: "
+        "cases.fasttext.test_accuracy[1]='87%'"),
+    "accuracy not a list": ("acc5.json", {"benchmark": "accuracy", "cases": {
+        "fasttext": {"test_accuracy": 0.87}}}, "field cases.fasttext.test_accuracy must be a "
+        "list or null. Received: cases.fasttext.test_accuracy=0.87"),
+    "accuracy kind mistyped": ("acc6.json", {"benchmark": "accuracy", "cases": {
+        "tutorial": {"kind": 1}}}, "field cases.tutorial.kind must be a string or null"),
+    "step presets a list": ("step.json", {"benchmark": "step", "presets": ["bigrams"]},
+                            "field presets must be an object. Received: presets=['bigrams']; "
+                            "fix the field, or write the report again with python -m "
+                            "benchmarks.step"),
+    "step without shape": ("step1.json", {"benchmark": "step", "presets": {"tutorial": {
+        "phases": {}}}}, "field presets.tutorial.shape is missing; it must be an object"),
+    "step string dimension": ("step2.json", {"benchmark": "step", "presets": {"bigrams": {
+        "shape": {**BIGRAMS, "V": "300k"}}}}, "field presets.bigrams.shape.V must be an "
+        "integer. Received: presets.bigrams.shape.V='300k'"),
+    "step phase mistyped": ("step3.json", {"benchmark": "step", "presets": {"bigrams": {
+        "shape": BIGRAMS, "phases": {"adam": {"median_s": "20 ms"}}}}},
+        "field presets.bigrams.phases.adam.median_s must be a number or null. Received: "
+        "presets.bigrams.phases.adam.median_s='20 ms'"),
+    "step part not an object": ("step4.json", {"benchmark": "step", "presets": {"bigrams": {
+        "shape": BIGRAMS, "adam_parts": {"table": 0.02}}}},
+        "field presets.bigrams.adam_parts.table must be an object. Received: "
+        "presets.bigrams.adam_parts.table=0.02"),
     "commit not a string": ("env.json", {**_hotloop(GOOD_CASE), "environment": {
         "git_commit": 123}}, "field environment.git_commit must be a string or null"),
 }
@@ -309,7 +462,7 @@ def test_well_formed_reports_still_compare_from_the_command_line(tmp_path: Path)
 
 @pytest.mark.parametrize("name", ["epoch-cpu-2core.json", "hotloop-cpu-2core.json",
                                   "hotloop-cpu-2core-long.json", "vectorizer-cpu-2core.json",
-                                  "vectorizer-cpu-2core-run2.json"])
+                                  "vectorizer-cpu-2core-run2.json", "step-cpu-2core.json"])
 def test_committed_reports_pass_the_field_checks(name: str) -> None:
     report = compare.load(REPO / "benchmarks" / "reports" / name, "A")
     assert compare.check(report) == report["benchmark"]
