@@ -382,9 +382,13 @@ def test_grouped_backward_equals_the_scatter_bit_for_bit(
         monkeypatch.setattr(cpu, "GROUPED_MIN_ELEMENTS", threshold)
         leaf = weight.clone().requires_grad_()
         sink = torch.zeros_like(weight, requires_grad=True)
+        masked_leaf = weight.clone().requires_grad_()
+        masked_sink = torch.zeros_like(weight, requires_grad=True)
         with ops.use("cpu"):
             (embedding_bag_mean(leaf, ids, squares=sink) * upstream).sum().backward()
-            results.append((leaf.grad, sink.grad,
+            (embedding_bag_mean(masked_leaf, ids, squares=masked_sink, mask_zero=True)
+             * upstream).sum().backward()
+            results.append((leaf.grad, sink.grad, masked_leaf.grad, masked_sink.grad,
                             *scatter_occurrences(rows, ids.flatten(), vocab),
                             scatter_occurrences(rows, ids.flatten(), vocab, squares=False)[0]))
     for a, b in zip(*results, strict=True):

@@ -74,10 +74,7 @@ class _BagMean(torch.autograd.Function):
     def backward(ctx: Any, grad: torch.Tensor) -> tuple[torch.Tensor | None, ...]:
         ids, offsets = ctx.saved_tensors
         if ctx.mask_zero:  # TensorFlow: where(mask, grad / count, 0); padding rows get 0
-            keep = ids != 0
-            counts = keep.sum(1)
-            per_bag = grad / counts.to(grad.dtype)[:, None]  # (B, D)
-            ids, offsets = ids[keep], torch.cumsum(counts, 0) - counts  # ragged, in order
+            per_bag = grad / (ids != 0).sum(1).to(grad.dtype)[:, None]  # (B, D)
         elif offsets is None:
             per_bag = grad / ids.shape[1]  # (B, D): the row of each of the bag's T ids
         else:
@@ -88,7 +85,7 @@ class _BagMean(torch.autograd.Function):
         squared = per_bag * per_bag if want_squares else None  # once per bag, not occurrence
         sums, sums_sq = kernels_for(per_bag, ids, offsets).bag_scatter(
             per_bag, squared, ids, offsets, ctx.rows, squares=want_squares,
-            deterministic=ctx.deterministic)
+            deterministic=ctx.deterministic, mask_zero=ctx.mask_zero)
         return sums, sums_sq, None, None, None, None
 
 

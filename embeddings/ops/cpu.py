@@ -19,8 +19,8 @@ from embeddings.ops.reference import bag_lengths, bag_of, check_ids
 LIBRARY = NativeLibrary(Path(__file__).with_name("kernels.c"), {
     "bag_mean_forward": ("pppiiiii", "i"),
     "ragged_mean_forward": ("ppppiiii", "i"),
-    "bag_scatter_sums": ("pppppiii", None),
-    "grouped_scatter_sums": ("pppppiiii", "i"),
+    "bag_scatter_sums": ("pppppiiii", None),
+    "grouped_scatter_sums": ("pppppiiiii", "i"),
     "adam_update": ("pppppiffff", None),
 })
 
@@ -70,11 +70,13 @@ def bag_mean(weight: torch.Tensor, ids: torch.Tensor, offsets: torch.Tensor | No
 
 def bag_scatter(rows: torch.Tensor, squared: torch.Tensor | None, ids: torch.Tensor,
                 offsets: torch.Tensor | None, count: int, *, squares: bool,
-                deterministic: bool) -> tuple[torch.Tensor, torch.Tensor | None]:
+                deterministic: bool, mask_zero: bool = False
+                ) -> tuple[torch.Tensor, torch.Tensor | None]:
     """The bag mean's backward: ``(count, D)`` sums of ``rows[b]`` over every occurrence of
     each id in bag ``b``, in occurrence order, and (with ``squares``) the same sums of
-    ``squared[b]``, or of ``rows[b] ** 2`` when ``squared`` is ``None``.  The CPU sums are
-    always reproducible, so ``deterministic`` changes nothing here.
+    ``squared[b]``, or of ``rows[b] ** 2`` when ``squared`` is ``None``; ``mask_zero``
+    (dense ids) passes id 0 over.  The CPU sums are always reproducible, so
+    ``deterministic`` changes nothing here.
 
     Raises:
         MemoryError: no room for the grouped sort's ``(count + N)`` int64 working memory.
@@ -95,10 +97,11 @@ def bag_scatter(rows: torch.Tensor, squared: torch.Tensor | None, ids: torch.Ten
                 ids.data_ptr(), sums.data_ptr(), sums_sq.data_ptr() if sums_sq is not None
                 else None)
     if grouped:
-        if LIBRARY.call("grouped_scatter_sums", *pointers, ids.numel(), length, count, dim):
+        if LIBRARY.call("grouped_scatter_sums", *pointers, ids.numel(), length, count, dim,
+                        int(mask_zero)):
             raise MemoryError(f"no memory to sort {ids.numel()} ids over {count} rows")
     else:
-        LIBRARY.call("bag_scatter_sums", *pointers, batch, length, dim)
+        LIBRARY.call("bag_scatter_sums", *pointers, batch, length, dim, int(mask_zero))
     return sums, sums_sq
 
 

@@ -36,7 +36,7 @@ import torch
 import triton
 import triton.language as tl
 
-from embeddings.ops.reference import bag_lengths, bag_of, lane_body
+from embeddings.ops.reference import bag_lengths, bag_of, lane_body, unpadded
 
 CHUNK = 32  # occurrences per partial sum in the deterministic backward
 ROWS = 32  # partial sums added per step when a row combines its chunks
@@ -239,7 +239,8 @@ def bag_mean(weight: torch.Tensor, ids: torch.Tensor, offsets: torch.Tensor | No
 
 def bag_scatter(rows: torch.Tensor, squared: torch.Tensor | None, ids: torch.Tensor,
                 offsets: torch.Tensor | None, count: int, *, squares: bool,
-                deterministic: bool) -> tuple[torch.Tensor, torch.Tensor | None]:
+                deterministic: bool, mask_zero: bool = False
+                ) -> tuple[torch.Tensor, torch.Tensor | None]:
     """The bag mean's backward: ``(count, D)`` sums of ``rows[b]`` over every occurrence of
     each id in bag ``b``, and (with ``squares``) of ``squared[b]`` (``rows[b] ** 2`` when
     ``None``).
@@ -252,10 +253,13 @@ def bag_scatter(rows: torch.Tensor, squared: torch.Tensor | None, ids: torch.Ten
         count (int): rows of the table.
         squares (bool): whether to compute the squared sums.
         deterministic (bool): sorted, reproducible sums instead of atomic adds.
+        mask_zero (bool): dense ids only: pass id 0 (masked padding) over.
 
     Returns:
         tuple[torch.Tensor, torch.Tensor | None]: the sums and the squared sums.
     """
+    if mask_zero:
+        ids, offsets = unpadded(ids)  # the masked padding's occurrences, left out
     dim = rows.shape[1]
     sums = torch.zeros(count, dim, dtype=rows.dtype, device=rows.device)
     sums_sq = torch.zeros_like(sums) if squares else None

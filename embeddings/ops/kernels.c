@@ -157,21 +157,23 @@ static inline void add_square_row(float *restrict row, const float *restrict r, 
 
 /* dst[ids[b, t], :] += src[b, :] (or src[b, :] squared, when square is set) for every
  * occurrence, in (b, t) order, like TensorFlow's unsorted_segment_sum over the gather's
- * IndexedSlices. */
+ * IndexedSlices; with skip_zero, id 0 (masked padding, whose gradient is 0) is passed over. */
 SCATTER_OPT static void scatter_one(const float *restrict src, const int64_t *restrict ids,
                                     float *restrict dst, int64_t B, int64_t T, int64_t D,
-                                    int square) {
+                                    int square, int skip_zero) {
     if (D == 16) { /* the tutorial's width: constant trip counts vectorize fully */
         for (int64_t b = 0; b < B; ++b) {
             const float *g = src + b * 16;
             const int64_t *bag = ids + b * T;
             if (square)
                 for (int64_t t = 0; t < T; ++t) {
+                    if (skip_zero && bag[t] == 0) continue;
                     float *row = dst + bag[t] * 16;
                     for (int k = 0; k < 16; ++k) row[k] += g[k] * g[k];
                 }
             else
                 for (int64_t t = 0; t < T; ++t) {
+                    if (skip_zero && bag[t] == 0) continue;
                     float *row = dst + bag[t] * 16;
                     for (int k = 0; k < 16; ++k) row[k] += g[k];
                 }
@@ -182,6 +184,7 @@ SCATTER_OPT static void scatter_one(const float *restrict src, const int64_t *re
         const float *g = src + b * D;
         const int64_t *bag = ids + b * T;
         for (int64_t t = 0; t < T; ++t) {
+            if (skip_zero && bag[t] == 0) continue;
             if (square)
                 add_square_row(dst + bag[t] * D, g, D);
             else
@@ -193,18 +196,20 @@ SCATTER_OPT static void scatter_one(const float *restrict src, const int64_t *re
 /* The backward of B dense bags of T ids: sums[r] = sum of g[b] over the occurrences of id
  * r, and squares[r] = the same sum of g2[b] (of g[b] * g[b] when g2 is NULL; not computed
  * when squares is NULL), both in occurrence order; the two sums run on two threads.  A
- * plain gather (Keras's Embedding) is the case T = 1. */
+ * plain gather (Keras's Embedding) is the case T = 1.  skip_zero passes id 0 over (masked
+ * padding). */
 void bag_scatter_sums(const float *g, const float *g2, const int64_t *ids, float *sums,
-                      float *squares, int64_t B, int64_t T, int64_t D) {
+                      float *squares, int64_t B, int64_t T, int64_t D, int64_t skip_zero) {
     const int tasks = squares ? 2 : 1;
+    const int skip = (int)skip_zero;
 #pragma omp parallel for schedule(static) num_threads(2) if (tasks == 2 && B * T * D >= PARALLEL_WORK)
     for (int task = 0; task < tasks; ++task) {
         if (task == 0)
-            scatter_one(g, ids, sums, B, T, D, 0);
+            scatter_one(g, ids, sums, B, T, D, 0, skip);
         else if (g2)
-            scatter_one(g2, ids, squares, B, T, D, 0);
+            scatter_one(g2, ids, squares, B, T, D, 0, skip);
         else
-            scatter_one(g, ids, squares, B, T, D, 1);
+            scatter_one(g, ids, squares, B, T, D, 1, skip);
     }
 }
 
@@ -242,11 +247,12 @@ void adam_update(float *p, const float *g, const float *g2, float *m, float *v, 
  * of the scatter above in the same order.  Occurrence i reads row i / per of src (per = T
  * for bag means, 1 for plain gathers) and of src2, or src * src when src2 is NULL; squares
  * is not computed when it is NULL.  Rows are written once and every row of the (V, D)
- * outputs is written, so they need no zero fill.
+ * outputs is written, so they need no zero fill.  skip_zero leaves the occurrences of id 0
+ * (masked padding) out: row 0 is written as zeros.
  * Returns 0, or -1 when the working memory could not be allocated (nothing written). */
 int64_t grouped_scatter_sums(const float *src, const float *src2, const int64_t *ids,
                              float *sums, float *squares, int64_t N, int64_t per, int64_t V,
-                             int64_t D) {
+                             int64_t D, int64_t skip_zero) {
     int64_t *start = calloc((size_t)V + 1, sizeof(int64_t));
     int64_t *cursor = malloc(((size_t)V + 1) * sizeof(int64_t));
     int64_t *order = malloc(((size_t)N + 1) * sizeof(int64_t));
@@ -256,10 +262,12 @@ int64_t grouped_scatter_sums(const float *src, const float *src2, const int64_t 
         free(order);
         return -1;
     }
-    for (int64_t i = 0; i < N; ++i) ++start[ids[i] + 1];
+    for (int64_t i = 0; i < N; ++i)
+        if (!(skip_zero && ids[i] == 0)) ++start[ids[i] + 1];
     for (int64_t r = 0; r < V; ++r) start[r + 1] += start[r];
     memcpy(cursor, start, ((size_t)V + 1) * sizeof(int64_t));
-    for (int64_t i = 0; i < N; ++i) order[cursor[ids[i]]++] = i / per;
+    for (int64_t i = 0; i < N; ++i)
+        if (!(skip_zero && ids[i] == 0)) order[cursor[ids[i]]++] = i / per;
 #pragma omp parallel for schedule(dynamic, 256) if (N * D >= PARALLEL_WORK)
     for (int64_t r = 0; r < V; ++r) {
         float *sum = sums + r * D;

@@ -104,15 +104,27 @@ def bag_mean(weight: torch.Tensor, ids: torch.Tensor, offsets: torch.Tensor | No
     return sums / counts
 
 
+def unpadded(ids: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Dense ``(B, T)`` ids without their padding (id 0), as ragged bags: the ``(N,)`` other
+    ids in order and the ``(B,)`` offsets where each bag starts."""
+    keep = ids != 0
+    counts = keep.sum(1)
+    return ids[keep], torch.cumsum(counts, 0) - counts
+
+
 def bag_scatter(rows: torch.Tensor, squared: torch.Tensor | None, ids: torch.Tensor,
                 offsets: torch.Tensor | None, count: int, *, squares: bool,
-                deterministic: bool) -> tuple[torch.Tensor, torch.Tensor | None]:
+                deterministic: bool, mask_zero: bool = False
+                ) -> tuple[torch.Tensor, torch.Tensor | None]:
     """The bag mean's backward: ``(count, D)`` sums of ``rows[b]`` over every occurrence of
     each id in bag ``b``, in occurrence order, and (with ``squares``) of ``squared[b]``, or
-    ``rows[b] ** 2`` when ``squared`` is ``None``.  ``index_add_`` is reproducible on the
+    ``rows[b] ** 2`` when ``squared`` is ``None``; ``mask_zero`` (dense ids) passes id 0
+    over, as the masked mean's gradient is 0 there.  ``index_add_`` is reproducible on the
     CPU; on CUDA it is when ``torch.use_deterministic_algorithms(True)`` is on, which
     :func:`embeddings.ops.bag.resolve_deterministic` requires for ``deterministic``."""
     del deterministic  # torch's own global mode decides, checked by the caller
+    if mask_zero:
+        ids, offsets = unpadded(ids)
     if offsets is None:
         length = ids.shape[1]
         per_occurrence = torch.arange(ids.numel(), device=ids.device) // length
