@@ -12,8 +12,6 @@ import sys
 import time
 
 import torch
-from torchmetrics import MeanMetric
-from torchmetrics.classification import BinaryAccuracy
 from tqdm.auto import tqdm
 
 from embeddings import interrupt
@@ -54,6 +52,30 @@ def resolve_device(name: str) -> torch.device:
     return torch.device(name)
 
 
+class WeightedMean:
+    """Keras's ``Mean`` metric of the batch losses, weighted by batch size, in float32:
+    ``sum(loss_b * n_b) / sum(n_b)``, accumulated on the losses' device (what
+    torchmetrics' ``MeanMetric`` computes, without importing it: about 1 s of start-up)."""
+
+    def __init__(self, device: torch.device) -> None:
+        self.total = torch.zeros((), device=device)
+        self.weight = torch.zeros((), device=device)
+
+    def update(self, value: torch.Tensor, weight: int) -> None:
+        self.total += value * weight
+        self.weight += weight
+
+    def compute(self) -> float:
+        return float(self.total / self.weight)
+
+
+def accuracy(predictions: torch.Tensor, labels: torch.Tensor) -> float:
+    """The share of ``predictions`` equal to ``labels``, as a float32 ratio of two counts
+    (Keras's ``BinaryAccuracy`` total / count)."""
+    correct = (predictions == labels).sum().to(torch.float32)
+    return float(correct / torch.tensor(float(labels.numel()), device=labels.device))
+
+
 def _batches(n: int, batch_size: int) -> list[slice]:
     return [slice(i, min(i + batch_size, n)) for i in range(0, n, batch_size)]
 
@@ -62,16 +84,14 @@ def _batches(n: int, batch_size: int) -> list[slice]:
 def evaluate(model: SentimentClassifier, ids: torch.Tensor, labels: torch.Tensor,
              batch_size: int) -> tuple[float, float]:
     """Keras's ``evaluate``: batch-size-weighted mean loss, and accuracy of logit > 0.5."""
-    loss_mean = MeanMetric().to(ids.device)
+    loss_mean = WeightedMean(ids.device)
     predictions = torch.empty_like(labels)
     for part in _batches(len(ids), batch_size):
         logits = model(ids[part])
         loss = binary_crossentropy_from_logits(logits, labels[part])
-        loss_mean.update(loss, weight=logits.shape[0])
+        loss_mean.update(loss, logits.shape[0])
         predictions[part] = keras_predictions(logits)
-    accuracy = BinaryAccuracy().to(ids.device)
-    accuracy.update(predictions, labels)
-    return float(loss_mean.compute()), float(accuracy.compute())
+    return loss_mean.compute(), accuracy(predictions, labels)
 
 
 def fit(model: SentimentClassifier, inputs: Vectorized, config: RunConfig,
@@ -89,8 +109,7 @@ def fit(model: SentimentClassifier, inputs: Vectorized, config: RunConfig,
         if order is not None:
             order = order.to(device)
             ids, labels = ids[order], labels[order]
-        loss_mean = MeanMetric().to(device)
-        accuracy = BinaryAccuracy().to(device)
+        loss_mean = WeightedMean(device)
         predictions = torch.empty_like(labels)  # gathered per step, counted once per epoch
         bar = tqdm(batches, desc=f"Epoch {epoch + 1}/{config.train.epochs}", unit="batch",
                    leave=False, disable=None, file=sys.stderr)
@@ -101,14 +120,13 @@ def fit(model: SentimentClassifier, inputs: Vectorized, config: RunConfig,
                 optimizer.zero_grad()
                 loss.backward()
                 optimizer.step()
-                loss_mean.update(loss.detach(), weight=logits.shape[0])
+                loss_mean.update(loss.detach(), logits.shape[0])
                 predictions[part] = keras_predictions(logits.detach())
             if hooks.on_step is not None:
-                hooks.on_step(float(loss_mean.compute()))
-        accuracy.update(predictions, labels)
+                hooks.on_step(loss_mean.compute())
         val_loss, val_accuracy = evaluate(model, inputs.val_ids, inputs.val_labels,
                                           config.train.batch_size)
-        logs = {"loss": float(loss_mean.compute()), "accuracy": float(accuracy.compute()),
+        logs = {"loss": loss_mean.compute(), "accuracy": accuracy(predictions, labels),
                 "val_loss": val_loss, "val_accuracy": val_accuracy,
                 "seconds": time.perf_counter() - start}
         for key in HISTORY_KEYS:
