@@ -217,8 +217,8 @@ class TrainConfig:
 # the validation split only (docs/presets.md).
 PRESETS: dict[str, dict[str, Any]] = {
     "tutorial": {},
-    "bigrams": {"ngrams": 2, "vocab_size": 300_000, "sequence_length": 1000,
-                "mask_padding": True, "batch_size": 128, "learning_rate": 3e-3, "epochs": 4},
+    "bigrams": {"ngrams": 2, "vocab_size": 200_000, "sequence_length": 1000,
+                "mask_padding": True, "batch_size": 128, "learning_rate": 2e-3, "epochs": 4},
 }
 PRESET_HELP = {
     "tutorial": "the tutorial's model and schedule (the defaults)",
