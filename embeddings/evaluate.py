@@ -201,7 +201,7 @@ def evaluate(
     if not isinstance(run, Run):
         run = load_run(run)
     reviews, source = split_reviews(run, split, data)
-    labels = torch.tensor(reviews["label"], dtype=torch.int64)  # (N,)
+    labels = torch.from_numpy(imdb.labels(reviews))  # (N,)
     outputs = logits(imdb.exact_texts(reviews), run, backend=backend, device=device,
                      batch_size=batch_size or run.settings.train.batch_size)  # (N,)
     return score(outputs, labels, split, source)

@@ -55,8 +55,8 @@ def vectorize(config: RunConfig, data: imdb.Splits, device: torch.device) -> Vec
     def ids(texts: list[str | bytes]) -> torch.Tensor:
         return torch.from_numpy(vectorizer(texts)).to(device)
 
-    def labels(ds: object) -> torch.Tensor:
-        return torch.tensor(ds["label"], dtype=torch.int64, device=device)  # type: ignore[index]
+    def labels(ds: Any) -> torch.Tensor:
+        return torch.from_numpy(imdb.labels(ds)).to(device)
 
     return Vectorized(vectorizer, ids(train_texts), labels(data.train),
                       ids(imdb.exact_texts(data.val)), labels(data.val))

@@ -27,7 +27,7 @@ The modules, each importing only those above it:
   (:func:`split_indices`, :func:`tfdata_order`, :func:`epoch_pass`, :func:`pass_order`,
   :func:`split_order`).
 * :mod:`~embeddings.data.splits`: the two subsets as datasets (:func:`load_splits`,
-  :func:`load_imdb`, :func:`exact_texts`), and the test reviews (:func:`load_test`).
+  :func:`load_imdb`, :func:`exact_texts`, :func:`labels`), and the test reviews (:func:`load_test`).
 
 Every reader takes ``subset``, ``"train"`` (the default: ``aclImdb/train``, which the
 tutorial splits into training and validation) or ``"test"`` (``aclImdb/test``, the hub's
@@ -59,13 +59,13 @@ from embeddings.data.reviews import (
     read_directory,
 )
 from embeddings.data.sources import read_source
-from embeddings.data.splits import Splits, exact_texts, load_imdb, load_splits, load_test
+from embeddings.data.splits import Splits, exact_texts, labels, load_imdb, load_splits, load_test
 from embeddings.data.tarball import read_tarball
 
 __all__ = [
     "CLASSES", "DOWNLOAD_TIMEOUT", "HUB_DATASET", "IMDB_SHA256", "IMDB_URL", "MAX_REVIEW_BYTES",
     "SUBSETS", "DataSourceError", "Review", "Splits", "download_timeout", "epoch_pass",
-    "exact_texts", "imdb_cache", "load_imdb", "load_splits", "load_test", "pass_order",
+    "exact_texts", "imdb_cache", "labels", "load_imdb", "load_splits", "load_test", "pass_order",
     "read_directory", "read_hub",
     "read_source", "read_tarball", "read_url", "split_indices", "split_order", "tfdata_order",
     "write_index",

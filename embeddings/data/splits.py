@@ -20,6 +20,8 @@ import os
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+import numpy as np
+
 from embeddings.data.order import split_indices, tfdata_order
 from embeddings.data.reviews import CLASSES, Review
 from embeddings.data.sources import read_source
@@ -59,9 +61,18 @@ def _to_dataset(reviews: list[Review]) -> datasets.Dataset:
 
 
 def exact_texts(dataset: datasets.Dataset) -> list[str | bytes]:
-    """Each row's lossless text: ``raw`` bytes where the file is not valid UTF-8, else ``text``."""
-    return [r if r is not None else t
-            for t, r in zip(dataset["text"], dataset["raw"], strict=True)]
+    """Each row's lossless text: ``raw`` bytes where the file is not valid UTF-8, else ``text``.
+
+    The columns are read as Arrow arrays (row order and any index mapping kept): reading
+    them row by row through ``datasets``' formatting takes 20 times longer."""
+    columns = dataset.with_format("arrow")
+    return [r if r is not None else t for t, r in zip(columns["text"].to_pylist(),
+                                                      columns["raw"].to_pylist(), strict=True)]
+
+
+def labels(dataset: datasets.Dataset) -> np.ndarray:
+    """Each row's label (0 negative, 1 positive) as an int64 array, read as one Arrow column."""
+    return np.array(dataset.with_format("arrow")["label"].to_numpy(), dtype=np.int64)
 
 
 @dataclass(frozen=True)
