@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -12,7 +14,7 @@ from safetensors.numpy import save_file
 from embeddings import runs, weights
 from embeddings.config import RunConfig
 from embeddings.model import keras_initial_weights
-from embeddings.runs import write_projector_tsv
+from embeddings.runs import directory, write_projector_tsv
 
 
 def test_tsv_rows_skip_padding_and_print_numpy_float32(tmp_path: Path) -> None:
@@ -169,3 +171,50 @@ def test_staging_left_by_a_killed_writer_does_not_block_a_retry(tmp_path: Path) 
     _write(tmp_path / "run")
     assert [p.name for p in tmp_path.iterdir()] == ["run"]
     assert runs.load_run(tmp_path / "run").vocabulary[2:] == ["a", "b"]
+
+
+def _files(out: Path) -> dict[str, bytes]:
+    names = ("vectors.tsv", "metadata.tsv", "vectors.vec", "projector_config.pbtxt")
+    return {name: (out / name).read_bytes() for name in names if (out / name).exists()}
+
+
+def test_a_second_process_writes_the_projector_files_of_a_large_vocabulary(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> None:
+    """From PARALLEL_ROWS tokens a real second process writes them; the bytes are the same
+    as written here, and an n-gram vocabulary's vectors.vec keeps its single words."""
+    vocabulary = ["", "[UNK]", "a", "a b", "b", "é", "b a", "c"]
+    monkeypatch.setattr(directory, "PARALLEL_ROWS", 1)
+    out = _write(tmp_path / "run", vocabulary=vocabulary)
+    with runs.staged(tmp_path / "ngrams") as staging:  # the same run, with bigrams
+        runs.write_run(staging, weights=keras_initial_weights(8, 3, 2, seed=0),
+                       vocabulary=vocabulary, config=runs.run_config(
+                           RunConfig.from_dict({"text": {"vocab_size": 8, "ngrams": 2},
+                                                "model": {"embedding_dim": 3, "hidden_units": 2}}),
+                           {"backend": "torch"}), history={})
+    assert "worker" not in caplog.text and "failed" not in caplog.text
+    table = keras_initial_weights(8, 3, 2, seed=0)["embedding.embeddings"]
+    for run, ngrams in ((out, 1), (tmp_path / "ngrams", 2)):
+        here = tmp_path / f"here-{ngrams}"
+        here.mkdir()
+        directory.write_embedding_files(here, table, vocabulary, ngrams)
+        assert _files(run) == _files(here)
+        assert ("vectors.vec" in _files(run)) == (ngrams == 2)  # unigrams: "a b" cannot be
+    words = [line.split(" ")[0] for line in
+             (tmp_path / "ngrams" / "vectors.vec").read_text("utf-8").splitlines()[1:]]
+    assert words == ["[UNK]", "a", "b", "é", "c"]
+
+
+def test_a_failed_projector_process_leaves_the_files_to_this_one(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> None:
+    monkeypatch.setattr(directory, "PARALLEL_ROWS", 1)
+    monkeypatch.setattr(directory, "_start_embedding_files", lambda out: subprocess.Popen(
+        [sys.executable, "-c", "import sys; sys.stderr.write('boom'); sys.exit(3)"],
+        stderr=subprocess.PIPE))
+    out = _write(tmp_path / "run")
+    assert "failed (exit 3: boom); writing them here" in caplog.text
+    here = tmp_path / "here"
+    here.mkdir()
+    directory.write_embedding_files(
+        here, keras_initial_weights(8, 3, 2, seed=0)["embedding.embeddings"],
+        ["", "[UNK]", "a", "b"], 1)
+    assert _files(out) == _files(here)
