@@ -21,8 +21,11 @@ close that gap, with the squared-gradient contract of :mod:`embeddings.ops.bag`:
 * :class:`TFAdam` (a ``keras.optimizers.Adam``) applies :func:`embeddings.optim.adam_update`
   (the native optimizer's update) and feeds each table its sink's squared sums.
 * :class:`TFOrderAveragePooling1D` (a ``keras.layers.GlobalAveragePooling1D``) sums the
-  positions in TensorFlow's CPU order (:func:`embeddings.ops.tf_order_sum`), with or without
-  the embedding's mask, where torch's ``sum`` and ``mean`` round otherwise.
+  positions in TensorFlow's CPU order (:func:`embeddings.ops.tf_order_sum`) for the masked
+  mean of ``--mask-padding``, where torch's ``sum`` rounds otherwise.  The tutorial's
+  unmasked mean keeps the stock layer: torch's ``mean`` over 100 positions moves the
+  losses by float32 ulps only (``PARITY.md`` section 8), and the stock layer is three
+  times faster than summing lane by lane in Python.
 """
 
 from __future__ import annotations
@@ -203,8 +206,8 @@ def build_model(
         hidden_units (int): H. Default: ``16``.
         sequence_length (int | None): T, or ``None`` for any length. Default: ``None``.
         learning_rate (float): Adam's learning rate. Default: ``1e-3``.
-        exact_embedding (bool): use :class:`OccurrenceEmbedding`,
-            :class:`TFOrderAveragePooling1D` and :class:`TFAdam` (TensorFlow's sums and
+        exact_embedding (bool): use :class:`OccurrenceEmbedding`, :class:`TFAdam` and,
+            with ``mask_zero``, :class:`TFOrderAveragePooling1D` (TensorFlow's sums and
             update); ``False`` gives the stock ``Embedding``, pooling and ``Adam``.
             Default: ``True``.
         deterministic (bool | None): see :class:`OccurrenceEmbedding`. Default: ``None``.
@@ -223,7 +226,8 @@ def build_model(
                       if exact_embedding else
                       keras.layers.Embedding(vocab_size, embedding_dim, name="embedding",
                                              mask_zero=mask_zero))
-    pooling = TFOrderAveragePooling1D if exact_embedding else keras.layers.GlobalAveragePooling1D
+    pooling = (TFOrderAveragePooling1D if exact_embedding and mask_zero
+               else keras.layers.GlobalAveragePooling1D)
     model = keras.Sequential([
         keras.Input((sequence_length,), dtype="int64"),
         embedding,

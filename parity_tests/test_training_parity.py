@@ -10,9 +10,8 @@ Bounds:
   exact equality (every one of the 5 x 15 x 2 values).
 * ``loss`` and ``val_loss``: rtol 1e-6.  The native forward matches TF bit for
   bit except the 16 -> 1 matmul and the batch-loss reduction, whose float32
-  summation orders differ (PARITY.md section 8); Keras on torch pools in
-  TensorFlow's order too (``TFOrderAveragePooling1D``).  Measured over the 5 seeds, both
-  backends: max relative
+  summation orders differ (PARITY.md section 8); Keras on torch also pools with
+  torch's mean.  Measured over the 5 seeds, both backends: max relative
   deviation 2.1e-7 (loss and val_loss), i.e. 1-2 float32 ulps.  TensorFlow's own
   val_loss moves by about as much between two runs of the reference generator
   (its evaluation sums in a thread-dependent order).
