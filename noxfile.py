@@ -76,8 +76,9 @@ def parity_live(session: nox.Session) -> None:
 def bench(session: nox.Session) -> None:
     """Benchmarks that write JSON reports to benchmarks/reports (not a default session).
 
-    TensorFlow's cases run too (the tf extra); the vectorizer and epoch benchmarks read
-    IMDb from EMBEDDINGS_DATA. Extra arguments go to the hot-loop benchmark
+    TensorFlow's cases run too (the tf extra); the vectorizer, epoch and step benchmarks
+    read IMDb from EMBEDDINGS_DATA. ``python -m benchmarks.accuracy --data LABELLED`` needs
+    the test reviews too, so it runs apart. Extra arguments go to the hot-loop benchmark
     (``nox -s bench -- --device cuda``). Compare two reports with
     ``python -m benchmarks.compare A.json B.json``.
     """
@@ -85,3 +86,4 @@ def bench(session: nox.Session) -> None:
     session.run("python", "-m", "benchmarks.vectorizer")
     session.run("python", "-m", "benchmarks.hotloop", *session.posargs)
     session.run("python", "-m", "benchmarks.epoch")
+    session.run("python", "-m", "benchmarks.step")
