@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import os
 import platform
+import subprocess
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -19,10 +20,39 @@ import numpy as np
 import pytest
 import torch
 
-from embeddings.testing import assert_close
+from embeddings.testing import assert_close, tensorflow_python
 
 FIXTURES = Path(os.environ.get("EMBEDDINGS_FIXTURES") or Path(__file__).parent / "fixtures")
 DEVICES = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
+
+
+_TF_RUN = """
+import json, sys
+from embeddings import backends
+from embeddings.config import RunConfig
+from embeddings.data import load_splits
+out = {}
+for name, (preset, settings) in json.loads(sys.argv[1]).items():
+    config = RunConfig.from_preset(preset, **settings, device="cpu", backend="tf")
+    splits = load_splits(validation_split=config.data.validation_split,
+                         seed=config.data.split_seed, batch_size=config.train.batch_size)
+    out[name] = backends.get("tf").train(config, splits, backends.Hooks()).history
+print("RESULT " + json.dumps(out))
+"""
+
+
+def tensorflow_histories(runs: dict[str, tuple[str, dict[str, Any]]]
+                         ) -> dict[str, dict[str, list[float]]]:
+    """Train each named run, ``(preset, settings)``, with ``--backend tf`` on the CPU in one
+    subprocess (Keras on TensorFlow, which this process must not load) and return each
+    history."""
+    python, env = tensorflow_python()
+    proc = subprocess.run([python, "-c", _TF_RUN, json.dumps(runs)], capture_output=True,
+                          text=True, env=env, timeout=1800, check=False)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    histories: dict[str, dict[str, list[float]]] = json.loads(
+        proc.stdout.split("RESULT ", 1)[1])
+    return histories
 
 
 def load_fixture(name: str) -> Any:

@@ -21,8 +21,6 @@ to the recorded histories as well.
 
 from __future__ import annotations
 
-import json
-import subprocess
 from typing import Any
 
 import pytest
@@ -30,8 +28,7 @@ import pytest
 from embeddings import backends, data
 from embeddings.config import RunConfig
 from embeddings.data import Splits, load_splits
-from embeddings.testing import tensorflow_python
-from parity_tests.conftest import Report, hold_history, load_fixture
+from parity_tests.conftest import Report, hold_history, load_fixture, tensorflow_histories
 
 pytestmark = pytest.mark.imdb
 BACKENDS = ["torch", "keras"]
@@ -106,32 +103,13 @@ def test_negative_twin_the_defaults_are_not_the_flag_sets(flagsets: dict[str, An
             assert recorded["history"]["val_accuracy"] != default
 
 
-_TF_RUN = """
-import json, sys
-from embeddings import backends
-from embeddings.data import load_splits
-from parity_tests.test_flag_parity import config_for
-out = {}
-for name, settings in json.loads(sys.argv[1]).items():
-    config = config_for(settings, "tf")
-    splits = load_splits(validation_split=config.data.validation_split,
-                         seed=config.data.split_seed, batch_size=config.train.batch_size)
-    out[name] = backends.get("tf").train(config, splits, backends.Hooks()).history
-print("RESULT " + json.dumps(out))
-"""
-
-
 @pytest.mark.tf
 def test_tensorflow_backend_gives_the_recorded_histories(flagsets: dict[str, Any],
                                                          report: Report) -> None:
     """``--backend tf`` is the tutorial itself: with every flag set it must give the
     history the reference generator recorded (one subprocess: Keras on TensorFlow)."""
-    python, env = tensorflow_python()
-    settings = {n: s["settings"] for n, s in flagsets["flagsets"].items()}
-    proc = subprocess.run([python, "-c", _TF_RUN, json.dumps(settings)], capture_output=True,
-                          text=True, env=env, timeout=1800, check=False)
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    histories = json.loads(proc.stdout.split("RESULT ", 1)[1])
+    histories = tensorflow_histories({n: ("tutorial", s["settings"])
+                                      for n, s in flagsets["flagsets"].items()})
     for name, history in histories.items():
         hold_history(report, f"flags {name}", "tf", history,
                      flagsets["flagsets"][name]["history"])

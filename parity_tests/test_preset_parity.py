@@ -18,8 +18,6 @@ to the recorded history as well.
 
 from __future__ import annotations
 
-import json
-import subprocess
 from typing import Any
 
 import pytest
@@ -29,8 +27,7 @@ from embeddings import backends
 from embeddings.config import PRESETS, RunConfig
 from embeddings.data import Splits, load_splits
 from embeddings.ops import bag
-from embeddings.testing import tensorflow_python
-from parity_tests.conftest import Report, hold_history, load_fixture
+from parity_tests.conftest import Report, hold_history, load_fixture, tensorflow_histories
 
 pytestmark = pytest.mark.imdb
 NAMES = [name for name in PRESETS if name != "tutorial"]
@@ -85,29 +82,10 @@ def test_negative_twin_padding_in_the_mean_breaks_the_bigrams_history(
     assert ours["val_accuracy"] != recorded["bigrams"]["history"]["val_accuracy"]
 
 
-_TF_RUN = """
-import json, sys
-from embeddings import backends
-from embeddings.config import RunConfig
-from embeddings.data import load_splits
-out = {}
-for name in json.loads(sys.argv[1]):
-    config = RunConfig.from_preset(name, device="cpu", backend="tf")
-    splits = load_splits(validation_split=config.data.validation_split,
-                         seed=config.data.split_seed, batch_size=config.train.batch_size)
-    out[name] = backends.get("tf").train(config, splits, backends.Hooks()).history
-print("RESULT " + json.dumps(out))
-"""
-
-
 @pytest.mark.tf
 def test_tensorflow_backend_gives_the_recorded_histories(recorded: dict[str, Any],
                                                          report: Report) -> None:
     """``--backend tf --preset NAME`` is the recorded TensorFlow run itself."""
-    python, env = tensorflow_python()
-    proc = subprocess.run([python, "-c", _TF_RUN, json.dumps(NAMES)], capture_output=True,
-                          text=True, env=env, timeout=1800, check=False)
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    histories = json.loads(proc.stdout.split("RESULT ", 1)[1])
+    histories = tensorflow_histories({name: (name, {}) for name in NAMES})
     for name, history in histories.items():
         hold_history(report, f"preset {name}", "tf", history, recorded[name]["history"])

@@ -38,28 +38,26 @@ class Architecture:
     ngrams: int | None  # the N of the vectorizer's ngrams=(1, ..., N); None without one
 
 
-def checked_sequence_length(value: int, label: str) -> int:
-    """``value``, checked by :class:`TextConfig`'s rule for ``sequence_length``.
+def _checked(name: str, value: int, label: str) -> int:
+    """``value``, checked by :class:`TextConfig`'s rule for its field ``name``.
 
     Raises:
         InvalidInput: ``value`` breaks the rule; the message starts with ``label``.
     """
     try:
-        return TextConfig(sequence_length=value).sequence_length
+        return int(getattr(TextConfig(**{name: value}), name))
     except ValueError as err:
         raise InvalidInput(f"{label}: {err}") from err
+
+
+def checked_sequence_length(value: int, label: str) -> int:
+    """``value``, checked as ``--sequence-length`` (see :func:`_checked`)."""
+    return _checked("sequence_length", value, label)
 
 
 def checked_ngrams(value: int, label: str) -> int:
-    """``value``, checked by :class:`TextConfig`'s rule for ``ngrams``.
-
-    Raises:
-        InvalidInput: ``value`` breaks the rule; the message starts with ``label``.
-    """
-    try:
-        return TextConfig(ngrams=value).ngrams
-    except ValueError as err:
-        raise InvalidInput(f"{label}: {err}") from err
+    """``value``, checked as ``--ngrams`` (see :func:`_checked`)."""
+    return _checked("ngrams", value, label)
 
 
 _JSON_TYPES = {dict: "an object", list: "a list", str: "a string", int: "an integer",
