@@ -31,7 +31,7 @@ from embeddings.backends.contract import (
     keras_history_callback,
 )
 from embeddings.config import RunConfig
-from embeddings.data import Splits, exact_texts, split_order
+from embeddings.data import Splits, exact_texts, labels, split_order
 from embeddings.errors import MissingExtra, Unavailable
 
 INSTALL = "pip install 'embeddings[tf]'"
@@ -103,9 +103,9 @@ class TensorFlowBackend(HonoursEveryFlag):
             order = split_order(len(ds), batch_size, split_seed)
             texts = [t if isinstance(t, bytes) else t.encode("utf-8", "surrogateescape")
                      for t in exact_texts(ds)]
-            labels = np.asarray(ds["label"], dtype=np.int32)[order]
             pipeline = tf.data.Dataset.from_tensor_slices(
-                (tf.constant([texts[i] for i in order]), tf.constant(labels)))
+                (tf.constant([texts[i] for i in order]),
+                 tf.constant(labels(ds).astype(np.int32)[order])))
             pipeline = pipeline.shuffle(8 * batch_size, seed=split_seed).batch(batch_size)
             return (pipeline.cache() if cache else pipeline).prefetch(tf.data.AUTOTUNE)
 
