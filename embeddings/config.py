@@ -19,6 +19,8 @@ from embeddings.errors import ArgumentParser, InvalidInput
 
 BACKENDS = ("torch", "keras", "tf")
 DEVICES = ("auto", "cpu", "cuda")
+TABLE_UPDATES = ("dense", "rows")
+CHECKPOINT_WHEN = ("auto", "epoch", "never")
 
 
 # Bounds beyond the tutorial's rules: NumPy's and Keras's seeds are 32-bit, and longer
@@ -75,8 +77,10 @@ class DataConfig:
             "help": "IMDb source: an aclImdb directory, an aclImdb tarball, 'hub' (Hugging Face "
             "stanfordnlp/imdb) or an http(s) URL of the tarball, optionally pinned as "
             "URL#sha256=<hex> (EMBEDDINGS_DOWNLOAD_TIMEOUT: seconds without a byte, default "
-            "60). Default: $EMBEDDINGS_DATA, else the verified local cache, then the hub, "
-            "then the Stanford URL."
+            "60); or your own corpus: a .parquet, .arrow, .jsonl/.json or .csv file, a folder "
+            "of them, or a hub dataset hub:<owner>/<name>, with --text-column and "
+            "--label-column. Default: $EMBEDDINGS_DATA, else the verified local cache, then "
+            "the hub, then the Stanford URL."
         },
     )
     validation_split: float = field(
@@ -92,6 +96,13 @@ class DataConfig:
             "one cached order"
         },
     )
+    text_column: str = field(
+        default="text", metadata={"help": "a corpus file's column of texts (see --data)"}
+    )
+    label_column: str = field(
+        default="label",
+        metadata={"help": "a corpus file's column of labels, 0/1 or false/true (see --data)"},
+    )
 
     def __post_init__(self) -> None:
         _check(isinstance(self.validation_split, float | int)
@@ -99,6 +110,13 @@ class DataConfig:
                "must lie strictly between 0 and 1", self.validation_split,
                "The tutorial uses 0.2.")
         _check_int(self.split_seed, "split_seed", 0, MAX_SEED, "The tutorial uses 123.")
+        for name in ("text_column", "label_column"):
+            value = getattr(self, name)
+            _check(isinstance(value, str) and value != "", name, "must be a column name",
+                   value, "Name a column of the corpus file, e.g. text or label.")
+        _check(self.text_column != self.label_column, "label_column",
+               "must differ from text_column", self.label_column,
+               "Texts and labels are two columns.")
 
 
 @dataclass(frozen=True)
@@ -194,8 +212,26 @@ class TrainConfig:
             "(slower than atomic adds; TensorFlow: op determinism); the CPU always is"
         },
     )
+    table_update: str = field(
+        default="dense",
+        metadata={
+            "help": "Adam on the embedding table: 'dense' is Keras's rule, every row every step "
+            "(exact); 'rows' updates only the rows a batch touches, like SparseAdam or LazyAdam "
+            "(faster for large tables; --backend torch only)",
+            "choices": TABLE_UPDATES,
+        },
+    )
     out: str | None = field(
         default=None, metadata={"help": "run directory to create. Default: runs/<timestamp>"}
+    )
+    checkpoint_every: str = field(
+        default="auto",
+        metadata={
+            "help": "when to save the checkpoint a stopped run continues from (--resume DIR): "
+            "'epoch' (each epoch's end), N (every N steps and each epoch's end) or 'never'; "
+            "'auto' is 'epoch' for --backend torch and 'never' for keras and tf, which "
+            "cannot resume"
+        },
     )
 
     def __post_init__(self) -> None:
@@ -203,12 +239,25 @@ class TrainConfig:
                self.backend)
         _check(self.device in DEVICES, "device", f"must be one of {', '.join(DEVICES)}",
                self.device)
+        _check(self.table_update in TABLE_UPDATES, "table_update",
+               f"must be one of {', '.join(TABLE_UPDATES)}", self.table_update,
+               "dense is Keras's Adam (the default); rows updates the touched rows only.")
         _check_int(self.batch_size, "batch_size", 1, MAX_SIZE, "The tutorial uses 1024.")
         _check_int(self.epochs, "epochs", 1, MAX_SIZE, "The tutorial uses 15.")
         _check(isinstance(self.learning_rate, float | int) and math.isfinite(self.learning_rate)
                and self.learning_rate > 0, "learning_rate", "must be a positive finite number",
                self.learning_rate, "The tutorial uses 0.001.")
         _check_int(self.seed, "seed", 0, MAX_SEED, "Any 32-bit seed works; the default is 0.")
+        _check(self.checkpoint_every in CHECKPOINT_WHEN or (
+            isinstance(self.checkpoint_every, str) and self.checkpoint_every.isdecimal()
+            and 0 < int(self.checkpoint_every) <= MAX_SIZE), "checkpoint_every",
+            f"must be {', '.join(CHECKPOINT_WHEN)} or a positive number of steps",
+            self.checkpoint_every, "The default, auto, saves one at each epoch's end.")
+
+    @property
+    def checkpoint_steps(self) -> int | None:
+        """Save every this many steps (besides epoch ends); ``None``: at epoch ends only."""
+        return int(self.checkpoint_every) if self.checkpoint_every.isdecimal() else None
 
 
 # Named sets of flag values (field -> value); any flag given on the command line overrides
@@ -303,11 +352,13 @@ def _flag_type(tp: Any) -> Any:
     return args[0] if args else tp
 
 
-def build_parser(prog: str, description: str) -> argparse.ArgumentParser:
+def build_parser(prog: str, description: str,
+                 epilog: str | None = None) -> argparse.ArgumentParser:
     """A parser with ``--preset`` and one flag per field of every section of
     :class:`RunConfig` (``--x``/``--no-x`` for a yes-no setting, so a flag can undo its
     preset's value)."""
-    parser = ArgumentParser(prog=prog, description=description, allow_abbrev=False)
+    parser = ArgumentParser(prog=prog, description=description, epilog=epilog,
+                            allow_abbrev=False)
     parser.add_argument(
         "--preset", default="tutorial", choices=tuple(PRESETS),
         help="a named set of flag values; any flag given overrides its value: "
@@ -350,14 +401,15 @@ def config_from_args(args: argparse.Namespace) -> RunConfig:
     return RunConfig.from_dict(raw)
 
 
-def parse_args(argv: Sequence[str] | None, prog: str, description: str) -> RunConfig:
+def parse_args(argv: Sequence[str] | None, prog: str, description: str,
+               epilog: str | None = None) -> RunConfig:
     """Parse command-line flags into a validated :class:`RunConfig`.
 
     ``--preset`` is read first and its values become the flags' defaults, so that any
     flag given overrides them.  A value that breaks a section's rule (say ``--epochs 0``)
     exits with the parser's usage error and the rule, like an unknown flag does.
     """
-    parser = build_parser(prog, description)
+    parser = build_parser(prog, description, epilog)
     chosen = argparse.ArgumentParser(add_help=False, allow_abbrev=False)
     chosen.add_argument("--preset", default="tutorial")
     name = chosen.parse_known_args(argv)[0].preset

@@ -110,3 +110,16 @@ def test_ngrams_become_keras_widths() -> None:
     assert TextConfig(ngrams=3).ngram_widths == (1, 2, 3)
     with pytest.raises(FieldError, match="ngrams"):
         TextConfig(ngrams=0)
+
+
+def test_table_update_is_a_flag_with_two_choices(capsys: pytest.CaptureFixture[str]) -> None:
+    assert TrainConfig().table_update == "dense"  # Keras's rule unless asked
+    assert parse_args(["--table-update", "rows"], "p", "d").train.table_update == "rows"
+    with pytest.raises(SystemExit) as err:
+        parse_args(["--table-update", "lazy"], "p", "d")
+    assert err.value.code == 2
+    err_text = capsys.readouterr().err
+    assert "--table-update: invalid choice: 'lazy'" in err_text and "rows" in err_text
+    with pytest.raises(ValueError, match="table_update.*must be one of dense, rows. "
+                                         "Received: table_update='lazy'"):
+        TrainConfig(table_update="lazy")
