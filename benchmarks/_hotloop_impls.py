@@ -2,18 +2,27 @@
 
 Each implementation maps ``weight (V, D)`` and ``ids (B, T)`` to ``(B, D)`` means over
 all ``T`` positions; :func:`build` returns its forward closure and the leaf tensor
-its gradient goes to.  Keras is imported only when a Keras case is built, so that
-``benchmarks._tf_hotloop`` can use this module in a process that runs TensorFlow.
+its gradient goes to, and :func:`tf_cases` runs the ``tf`` one in a subprocess.  Keras is
+imported only when a Keras case is built, so that ``benchmarks._tf_hotloop`` can use
+this module in a process that runs TensorFlow.
 """
 
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Callable, Iterator
+import importlib.util
+import json
+import os
+import subprocess
+import sys
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
+from typing import Any
 
 import torch
 import torch.nn.functional as F
+
+from benchmarks import common
 
 IMPLS = ("embedding_mean", "embeddingbag", "ours", "ours_deterministic", "ours_torch",
          "ours_compiled", "keras_eager", "keras_jit", "tf")
@@ -21,7 +30,9 @@ IMPLS = ("embedding_mean", "embeddingbag", "ours", "ours_deterministic", "ours_t
 NAIVE = {"embedding_mean", "ours_torch", "ours_compiled", "keras_eager", "keras_jit", "tf"}
 SEED = 0
 PAD_FRACTION = 0.04
+TF_TIMEOUT_S = 1800
 MEMORY_FRACTION = 0.6  # skip a case whose estimate exceeds this share of free memory
+STEP_MEMORY_TABLES = 2  # a step also holds Adam's m and v, each of the table's size
 
 Forward = Callable[[], torch.Tensor]
 
@@ -49,12 +60,13 @@ def make_inputs(shape: tuple[int, int, int, int], device: torch.device,
     return ids.view(batch, length).to(device), weight.to(device), upstream.to(device)
 
 
-def memory_estimate(impl: str, shape: tuple[int, int, int, int]) -> int:
+def memory_estimate(impl: str, shape: tuple[int, int, int, int], extra_tables: int = 0) -> int:
     """Rough peak bytes of one case: the source table, the weight, its gradient(s),
-    ids, and for the paths that materialise it a few ``(B, T, D)`` tensors."""
+    ``extra_tables`` more of the table's size, ids, and for the paths that materialise it
+    a few ``(B, T, D)`` tensors."""
     batch, length, vocab, dim = shape
     # source + weight + grad (+ ours: the sink and its gradient, the squared sums)
-    tables = 5 if impl.startswith("ours") else 3
+    tables = (5 if impl.startswith("ours") else 3) + extra_tables
     rows = 3 * batch * length * dim * 4 if impl in NAIVE else 0
     return tables * vocab * dim * 4 + 3 * batch * length * 8 + rows
 
@@ -76,9 +88,11 @@ def free_memory(device: torch.device) -> int:
     return int(psutil.virtual_memory().available)
 
 
-def memory_skip(impl: str, shape: tuple[int, int, int, int], device: torch.device) -> str | None:
-    """A skip reason when the case's estimate exceeds ``MEMORY_FRACTION`` of free memory."""
-    need, free = memory_estimate(impl, shape), free_memory(device)
+def memory_skip(impl: str, shape: tuple[int, int, int, int], device: torch.device,
+                extra_tables: int = 0) -> str | None:
+    """A skip reason when the case's estimate (:func:`memory_estimate`) exceeds
+    ``MEMORY_FRACTION`` of free memory."""
+    need, free = memory_estimate(impl, shape, extra_tables), free_memory(device)
     if need > MEMORY_FRACTION * free:
         return (f"skipped: estimated {need / 2**30:.1f} GiB exceeds {MEMORY_FRACTION:.0%} of the "
                 f"{free / 2**30:.1f} GiB free on {device.type}")
@@ -164,3 +178,28 @@ def build(impl: str, ids: torch.Tensor,
     raise ValueError(f"impl must be one of {', '.join(IMPLS)}. Received: impl={impl!r}")
 
 
+def tf_cases(device: str, shapes: Sequence[str], min_run_time: float) -> dict[str, Any]:
+    """Run ``benchmarks/_tf_hotloop.py`` in a subprocess of this interpreter.
+
+    Returns:
+        dict[str, Any]: ``{"results": {shape: {phase: ...}}, "checks": {...},
+        "tensorflow": version}`` or ``{"skipped": why}``.
+    """
+    if importlib.util.find_spec("tensorflow") is None:
+        return {"skipped": f"skipped: TensorFlow not installed ({sys.executable} cannot "
+                           "import tensorflow)"}
+    env = {k: v for k, v in os.environ.items() if k != "KERAS_BACKEND"}
+    env["TF_CPP_MIN_LOG_LEVEL"] = "2"
+    cmd = [sys.executable, "-m", "benchmarks._tf_hotloop", "--device", device,
+           "--shapes", ",".join(shapes), "--min-run-time", str(min_run_time)]
+    try:
+        proc = subprocess.run(cmd, capture_output=True, text=True, env=env, cwd=common.REPO,
+                              timeout=TF_TIMEOUT_S, check=False)
+    except (OSError, subprocess.TimeoutExpired) as err:
+        return {"skipped": f"skipped: TensorFlow subprocess failed: {err}"}
+    lines = [line for line in proc.stdout.splitlines() if line.startswith("{")]
+    if proc.returncode != 0 or not lines:
+        tail = proc.stderr.strip().splitlines()[-1:] or ["no output"]
+        return {"skipped": f"skipped: TensorFlow subprocess exited {proc.returncode}: {tail[0]}"}
+    result: dict[str, Any] = json.loads(lines[-1])
+    return result

@@ -3,7 +3,8 @@
 Usage::
 
     python -m benchmarks.hotloop [--device cpu|cuda] [--shapes tiny,tutorial,medium,large]
-                                 [--impls IMPL,...] [--out REPORT.json] [--min-run-time S]
+                                 [--phases PHASE,...] [--impls IMPL,...] [--out REPORT.json]
+                                 [--min-run-time S]
 
 Implementations (``weight (V, D)``, ``ids (B, T)`` -> ``(B, D)``):
 
@@ -30,13 +31,18 @@ The implementations, inputs and memory guard live in ``benchmarks/_hotloop_impls
 Phases: ``forward`` (autograd recording, as in training), ``backward`` (the graph of
 one forward is kept with ``retain_graph=True`` and only ``torch.autograd.grad`` is
 timed; ``tf`` has no kept tape, so its backward is the difference of the medians)
-and ``forward_backward``.  The gradient goes through ``torch.autograd.grad(out, leaves,
-upstream)``, the same gradient as ``(out * upstream).sum().backward()`` without
-that extra elementwise product and without accumulating into ``w.grad`` (for ours the
-leaves are the table and its squared-gradient sink).
+and ``forward_backward``; and ``step`` (``--phases step``, its own implementations
+``ours``, ``ours_rows``, ``embeddingbag``, ``embeddingbag_sparse``: forward, backward
+and optimizer update, ``benchmarks/_hotloop_step.py``, which also holds its bytes model
+and the bound: bytes over the copy bandwidth of the same run).  The gradient goes
+through ``torch.autograd.grad(out, leaves, upstream)``, the same gradient as
+``(out * upstream).sum().backward()`` without that extra elementwise product and without
+accumulating into ``w.grad`` (for ours the leaves are the table and its squared-gradient
+sink).
 
-Ids: Zipf-like (``p(id) ~ 1/id`` over ``1..V-1``, so small ids are frequent as in a
-frequency-sorted vocabulary) with 4% padding zeros, fixed seed.  Every case gets a
+Ids: Zipf with exponent 1 (``p(id) ~ 1/id`` over ``1..V-1``, so small ids are frequent as
+in a frequency-sorted vocabulary; word frequencies in English text follow exponents near
+1) with 4% padding zeros, fixed seed.  Every case gets a
 warm-up, then ``torch.utils.benchmark.Timer(...).blocked_autorange`` (which
 synchronises CUDA) on all of torch's threads.  Bytes model: forward moves
 ``B*T*8`` (ids) ``+ B*T*D*4`` (rows gathered) ``+ B*D*4`` (output); backward
@@ -51,10 +57,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import gc
-import importlib.util
-import json
 import os
-import subprocess
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -73,8 +76,10 @@ from benchmarks._hotloop_impls import (
     embedding_mean,
     make_inputs,
     memory_skip,
+    tf_cases,
     torch_path,
 )
+from benchmarks._hotloop_step import STEP_IMPLS, step_cases, step_ratios
 from benchmarks.common import derived_backward, measure
 from embeddings.errors import ArgumentParser
 
@@ -87,11 +92,24 @@ SHAPES = {
 }
 CPU_SHAPES = ("tiny", "tutorial", "medium")  # large only when asked for, or on CUDA
 PHASES = ("forward", "backward", "forward_backward")
+ALL_PHASES = (*PHASES, "step")
 MIN_RUN_TIME = 1.0  # seconds per blocked_autorange
 WARMUP = 3
 COPY_BYTES = 256 * 2**20
-TF_TIMEOUT_S = 1800
 DTYPE = torch.float32
+NOTES = {
+    "bytes_model": "forward B*T*8 + B*T*D*4 + B*D*4; backward B*T*8 + B*D*4 + B*T*D*4; "
+                   "forward_backward their sum; (V, D) zero fill excluded; step: "
+                   "benchmarks/_hotloop_step.py (bound_s = bytes / copy bandwidth)",
+    "backward": "graph of one forward kept (retain_graph=True); only "
+                "torch.autograd.grad(out, leaves, upstream) timed; tf: median difference",
+    "ids": "Zipf, exponent 1: p(id) ~ 1/id over 1..V-1, 4% padding zeros, fixed seed",
+    "ours_backward_extra": "ours/ours_torch also produce the squared sums (V, D), the "
+                           "gradient of their sink",
+    "step": "forward + backward of (means * upstream).sum() + optimizer step, one call per "
+            "step, the table training on; checks: the table after the first step against "
+            "today's exact path (dense gradient + adam_update) from the same start",
+}
 
 
 def case_bytes(shape: tuple[int, int, int, int], phase: str) -> int:
@@ -167,33 +185,6 @@ def run_impl(impl: str, shape_name: str, ids: torch.Tensor, weight: torch.Tensor
     return timings, check
 
 
-def tf_cases(device: str, shapes: Sequence[str], min_run_time: float) -> dict[str, Any]:
-    """Run ``benchmarks/_tf_hotloop.py`` in a subprocess of this interpreter.
-
-    Returns:
-        dict[str, Any]: ``{"results": {shape: {phase: ...}}, "checks": {...},
-        "tensorflow": version}`` or ``{"skipped": why}``.
-    """
-    if importlib.util.find_spec("tensorflow") is None:
-        return {"skipped": f"skipped: TensorFlow not installed ({sys.executable} cannot "
-                           "import tensorflow)"}
-    env = {k: v for k, v in os.environ.items() if k != "KERAS_BACKEND"}
-    env["TF_CPP_MIN_LOG_LEVEL"] = "2"
-    cmd = [sys.executable, "-m", "benchmarks._tf_hotloop", "--device", device,
-           "--shapes", ",".join(shapes), "--min-run-time", str(min_run_time)]
-    try:
-        proc = subprocess.run(cmd, capture_output=True, text=True, env=env, cwd=common.REPO,
-                              timeout=TF_TIMEOUT_S, check=False)
-    except (OSError, subprocess.TimeoutExpired) as err:
-        return {"skipped": f"skipped: TensorFlow subprocess failed: {err}"}
-    lines = [line for line in proc.stdout.splitlines() if line.startswith("{")]
-    if proc.returncode != 0 or not lines:
-        tail = proc.stderr.strip().splitlines()[-1:] or ["no output"]
-        return {"skipped": f"skipped: TensorFlow subprocess exited {proc.returncode}: {tail[0]}"}
-    result: dict[str, Any] = json.loads(lines[-1])
-    return result
-
-
 def _line(device: str, shape: tuple[int, int, int, int], impl: str, phase: str,
           case: dict[str, Any]) -> str:
     batch, length, vocab, dim = shape
@@ -226,15 +217,22 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     """Parse the command line (see the module docstring).
 
     Raises:
-        SystemExit: an unknown flag, shape or implementation, or CUDA asked for without one.
+        SystemExit: an unknown flag, shape, phase or implementation, an implementation with
+            none of the phases, or CUDA asked for without one.
     """
     parser = ArgumentParser(prog="python -m benchmarks.hotloop",
-                                     description=__doc__.splitlines()[0])
+                            description=__doc__.splitlines()[0])
     parser.add_argument("--device", choices=("cpu", "cuda"), default="cpu")
     parser.add_argument("--shapes", default=None,
                         help=f"comma-separated from {','.join(SHAPES)} (default: "
                              f"{','.join(CPU_SHAPES)} on cpu, all on cuda)")
-    parser.add_argument("--impls", default=",".join(IMPLS), help="comma-separated subset")
+    parser.add_argument("--phases", default=",".join(PHASES),
+                        help=f"comma-separated from {','.join(ALL_PHASES)} (default: "
+                             f"{','.join(PHASES)})")
+    parser.add_argument("--impls", default=None,
+                        help=f"comma-separated subset of {','.join(IMPLS)} (forward and "
+                             f"backward phases) and {','.join(STEP_IMPLS)} (step) (default: "
+                             "those of the phases)")
     parser.add_argument("--out", type=Path, default=None,
                         help="report path (default: benchmarks/reports/hotloop-<device>-<host>-"
                              "<date>.json)")
@@ -243,11 +241,18 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     args = parser.parse_args(argv)
     shapes = args.shapes or ",".join(CPU_SHAPES if args.device == "cpu" else SHAPES)
     args.shapes = [s.strip() for s in shapes.split(",") if s.strip()]
-    args.impls = [s.strip() for s in args.impls.split(",") if s.strip()]
-    for flag, names, valid in (("--shapes", args.shapes, SHAPES), ("--impls", args.impls, IMPLS)):
+    args.phases = [s.strip() for s in args.phases.split(",") if s.strip()]
+    offered = [*(IMPLS if set(args.phases) & set(PHASES) else ()),
+               *(STEP_IMPLS if "step" in args.phases else ())]
+    impls = ",".join(dict.fromkeys(offered)) if args.impls is None else args.impls
+    args.impls = [s.strip() for s in impls.split(",") if s.strip()]
+    for flag, names, valid in (("--shapes", args.shapes, SHAPES),
+                               ("--phases", args.phases, ALL_PHASES),
+                               ("--impls", args.impls, offered)):
         bad = [n for n in names if n not in valid]
         if bad or not names:
-            parser.error(f"{flag} takes names from {','.join(valid)}. Received: {flag}="
+            parser.error(f"{flag} takes names from {','.join(dict.fromkeys(valid))} (with "
+                         f"--phases {','.join(args.phases)}). Received: {flag}="
                          f"{','.join(names)}")
     if args.min_run_time <= 0:
         parser.error(f"--min-run-time must be positive. Received: {args.min_run_time}")
@@ -255,6 +260,47 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         parser.error(f"--device cuda: torch {torch.__version__} sees no CUDA GPU. "
                      "Received: --device=cuda; use --device cpu.")
     return args
+
+
+def _case(shape_name: str, impl: str, phase: str, device: str, timing: dict[str, Any],
+          copy_gbps: float) -> dict[str, Any]:
+    """One case of the report: its shape, the timing, bytes, GB/s and their share of the
+    copy bandwidth; a step also gets its ``bound_s``, bytes at copy speed."""
+    shape = SHAPES[shape_name]
+    case = {"kind": "hotloop", "shape": shape_name, **dict(zip("BTVD", shape, strict=True)),
+            "impl": impl, "phase": phase, "device": device, "dtype": "float32",
+            "median_s": None, "iqr_s": None, "runs": None,
+            "bytes": None if phase == "step" else case_bytes(shape, phase), "gbps": None,
+            "fraction_of_copy": None, **timing}
+    if case["median_s"]:
+        case["gbps"] = case["bytes"] / case["median_s"] / 1e9
+        case["fraction_of_copy"] = case["gbps"] / copy_gbps
+        if phase == "step":
+            case["bound_s"] = case["bytes"] / copy_gbps / 1e9
+    return case
+
+
+def _forward_cases(shape_name: str, ids: torch.Tensor, weight: torch.Tensor,
+                   upstream: torch.Tensor, args: argparse.Namespace, tf: dict[str, Any]
+                   ) -> list[tuple[str, dict[str, Any], dict[str, Any]]]:
+    """``(impl, {phase: timing}, check)`` of the forward and backward phases' impls."""
+    ref_weight = weight.clone().requires_grad_()
+    ref_out = embedding_mean(ids, ref_weight)
+    reference = (ref_out.detach(), _grad(ref_out, ref_weight, upstream, retain=False))
+    del ref_weight, ref_out
+    out = []
+    for impl in (i for i in args.impls if i in IMPLS):
+        if impl == "tf":
+            skipped = tf.get("skipped")
+            timings = ({p: {"skipped": skipped} for p in PHASES} if skipped
+                       else tf["results"][shape_name])
+            check = {"skipped": skipped} if skipped else tf["checks"][shape_name]
+        else:
+            timings, check = run_impl(impl, shape_name, ids, weight, upstream, reference,
+                                      args.min_run_time)
+        out.append((impl, timings, check))
+        gc.collect()
+    return out
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -277,62 +323,38 @@ def main(argv: Sequence[str] | None = None) -> int:
     cases: list[dict[str, Any]] = []
     checks: list[dict[str, Any]] = []
     for shape_name in args.shapes:
-        shape = SHAPES[shape_name]
-        ids, weight, upstream = make_inputs(shape, device)
-        ref_weight = weight.clone().requires_grad_()
-        ref_out = embedding_mean(ids, ref_weight)
-        reference = (ref_out.detach(), _grad(ref_out, ref_weight, upstream, retain=False))
-        del ref_weight, ref_out
-        for impl in args.impls:
-            if impl == "tf":
-                skipped = tf.get("skipped")
-                timings = ({p: {"skipped": skipped} for p in PHASES} if skipped
-                           else tf["results"][shape_name])
-                check = {"skipped": skipped} if skipped else tf["checks"][shape_name]
-            else:
-                timings, check = run_impl(impl, shape_name, ids, weight, upstream, reference,
-                                          args.min_run_time)
+        ids, weight, upstream = make_inputs(SHAPES[shape_name], device)
+        results = []
+        if set(args.phases) & set(PHASES):
+            results += _forward_cases(shape_name, ids, weight, upstream, args, tf)
+        if "step" in args.phases:
+            results += step_cases(ids, weight, upstream, args.impls, args.min_run_time, WARMUP)
+        for impl, timings, check in results:
             checks.append({"shape": shape_name, "impl": impl, **check})
-            for phase in PHASES:
-                case = {"kind": "hotloop", "shape": shape_name,
-                        **dict(zip("BTVD", shape, strict=True)), "impl": impl,
-                        "phase": phase, "device": args.device, "dtype": "float32",
-                        "median_s": None, "iqr_s": None, "runs": None,
-                        "bytes": case_bytes(shape, phase), "gbps": None,
-                        "fraction_of_copy": None, **timings[phase]}
-                if case["median_s"]:
-                    case["gbps"] = case["bytes"] / case["median_s"] / 1e9
-                    case["fraction_of_copy"] = case["gbps"] / copy["gbps"]
+            for phase in (p for p in args.phases if p in timings):
+                case = _case(shape_name, impl, phase, args.device, timings[phase],
+                             copy["gbps"])
                 cases.append(case)
-                print(_line(args.device, shape, impl, phase, case), flush=True)
-            gc.collect()
-        del ids, weight, upstream, reference
+                print(_line(args.device, SHAPES[shape_name], impl, phase, case), flush=True)
+        del ids, weight, upstream, results
     report: dict[str, Any] = {
         "benchmark": "hotloop",
         "environment": {**common.environment(), "tensorflow_run": tf.get("tensorflow")},
         "config": {"device": args.device, "dtype": "float32", "shapes": args.shapes,
-                   "impls": args.impls, "min_run_time_s": args.min_run_time, "warmup": WARMUP,
-                   "seed": SEED, "pad_fraction": PAD_FRACTION},
-        "notes": {
-            "bytes_model": "forward B*T*8 + B*T*D*4 + B*D*4; backward B*T*8 + B*D*4 + "
-                           "B*T*D*4; forward_backward their sum; (V, D) zero fill excluded",
-            "backward": "graph of one forward kept (retain_graph=True); only "
-                        "torch.autograd.grad(out, leaves, upstream) timed; tf: median "
-                        "difference",
-            "ids": "Zipf-like p(id) ~ 1/id over 1..V-1, 4% padding zeros, fixed seed",
-            "ours_backward_extra": "ours/ours_torch also produce the squared sums (V, D), "
-                                   "the gradient of their sink",
-        },
+                   "phases": args.phases, "impls": args.impls,
+                   "min_run_time_s": args.min_run_time, "warmup": WARMUP, "seed": SEED,
+                   "pad_fraction": PAD_FRACTION},
+        "notes": NOTES,
         "kernels_available": _kernels_available(),
         "copy": copy,
         "cases": cases,
         "checks": checks,
-        "speedups": speedups(cases),
+        "speedups": speedups(cases) + step_ratios(cases),
         "loadavg": {"before": list(load_before), "after": list(os.getloadavg())},
     }
     common.write_json(out, report)
     for s in report["speedups"]:
-        print(f"speedup {s['impl']:<18} vs {s['baseline']:<12} shape={s['shape']:<8} "
+        print(f"speedup {s['impl']:<18} vs {s['baseline']:<19} shape={s['shape']:<8} "
               f"phase={s['phase']:<16} {s['speedup']:.2f}x")
     print(f"report: {out}")
     return 0

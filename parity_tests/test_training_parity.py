@@ -80,11 +80,11 @@ def test_excluding_padding_from_the_mean_breaks_parity(
 
     def masked_mean(weight: torch.Tensor, ids: torch.Tensor, offsets: None = None, *,
                     squares: torch.Tensor | None = None, deterministic: bool | None = None,
-                    mask_zero: bool = False) -> torch.Tensor:
+                    mask_zero: bool = False, sparse: bool = False) -> torch.Tensor:
         keep = ids != 0
         lengths = keep.sum(1)
         return stock(weight, ids[keep], torch.cumsum(lengths, 0) - lengths, squares=squares,
-                     deterministic=deterministic)
+                     deterministic=deterministic, sparse=sparse)
 
     monkeypatch.setattr(bag, "embedding_bag_mean", masked_mean)
     ours = _train(imdb_splits, 0)

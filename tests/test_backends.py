@@ -62,6 +62,7 @@ ELSEWHERE = {
     "backend": "the walk's other axis",
     "device": "test_device_reaches_every_backend",
     "deterministic": "test_deterministic_reaches_the_op",
+    "table_update": "test_table_update_rows_is_torchs_and_refused_by_the_others",
     "out": "a run-directory setting, handled by embeddings.train (tests/test_train.py)",
 }
 
@@ -170,6 +171,21 @@ def test_deterministic_reaches_the_op(small_imdb: Path, backend: str,
     exact = _train(_config(small_imdb, "--deterministic", backend=backend))
     assert seen and all(seen)
     assert exact.history["loss"] == plain.history["loss"]
+
+
+def test_table_update_rows_is_torchs_and_refused_by_the_others(small_imdb: Path) -> None:
+    """--table-update rows changes what torch trains (the rows a batch of two reviews leaves
+    out keep their values); keras and tf refuse it by name before reading any data."""
+    dense = _train(_config(small_imdb, "--batch-size", "2"))
+    rows = _train(_config(small_imdb, "--batch-size", "2", "--table-update", "rows"))
+    assert rows.history["loss"] != dense.history["loss"]
+    assert backends.get("torch").unsupported(_config(small_imdb, "--table-update", "rows")) == {}
+    for name in ("keras", "tf"):
+        config = _config(small_imdb, "--table-update", "rows", backend=name)
+        with pytest.raises(backends.UnsupportedFlag,
+                           match=f"--table-update cannot be honoured by --backend {name}: "
+                                 ".*updates every row.*Received: --backend"):
+            backends.check(backends.get(name), config)
 
 
 @pytest.mark.parametrize("backend", ["torch", "keras"])

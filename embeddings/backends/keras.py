@@ -61,9 +61,16 @@ def _epoch_batches(keras: Any, inputs: Vectorized, config: RunConfig) -> Any:
 
 
 class KerasBackend(HonoursEveryFlag):
-    """``--backend keras``: honours every flag."""
+    """``--backend keras``: honours every flag but ``--table-update rows``."""
 
     name = "keras"
+
+    def unsupported(self, config: RunConfig) -> dict[str, str]:
+        """``--table-update rows``: Keras's Adam updates every row of the table each step."""
+        if config.train.table_update != "dense":
+            return {"table_update": "Keras's Adam updates every row of the table each step; the "
+                                    "row-wise update is --backend torch's"}
+        return {}
 
     def check_ready(self, config: RunConfig) -> None:
         from embeddings import keras_model  # noqa: F401 - a missing extra fails here

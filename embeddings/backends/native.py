@@ -32,8 +32,7 @@ from embeddings.model import (
     keras_init_,
     keras_predictions,
 )
-from embeddings.ops import square_sinks
-from embeddings.optim import KerasAdam
+from embeddings.optim import KerasAdam, make_optimizer
 
 
 def resolve_device(name: str) -> torch.device:
@@ -97,8 +96,7 @@ def evaluate(model: SentimentClassifier, ids: torch.Tensor, labels: torch.Tensor
 def fit(model: SentimentClassifier, inputs: Vectorized, config: RunConfig,
         hooks: Hooks) -> dict[str, list[float]]:
     """Train ``model`` in place with Keras's Adam and return the Keras-style history."""
-    optimizer = KerasAdam(model.parameters(), lr=config.train.learning_rate,
-                          squares=square_sinks(model))
+    optimizer = make_optimizer(model, config)
     history: dict[str, list[float]] = {k: [] for k in HISTORY_KEYS}
     device = inputs.train_ids.device
     batches = _batches(len(inputs.train_ids), config.train.batch_size)

@@ -82,9 +82,16 @@ def _device(tf: Any, name: str) -> str:
 
 
 class TensorFlowBackend(HonoursEveryFlag):
-    """``--backend tf``: honours every flag."""
+    """``--backend tf``: honours every flag but ``--table-update rows``."""
 
     name = "tf"
+
+    def unsupported(self, config: RunConfig) -> dict[str, str]:
+        """``--table-update rows``: the tutorial's Adam updates every row each step."""
+        if config.train.table_update != "dense":
+            return {"table_update": "the tutorial's Adam updates every row of the table each "
+                                    "step; the row-wise update is --backend torch's"}
+        return {}
 
     def check_ready(self, config: RunConfig) -> None:
         tf, _ = import_tensorflow()

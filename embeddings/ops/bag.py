@@ -24,6 +24,9 @@ like TensorFlow's ``unsorted_segment_sum``.  It is an ordinary autograd input, s
 autograd accumulates it across backward calls, DDP's hooks all-reduce it with the other
 gradients (an average over ranks: multiply by ``1 / world_size`` to get the squares of
 the global batch's occurrences), ``torch.compile`` traces it and a checkpoint can save it.
+With ``sparse=True`` both gradients are sparse and hold the touched rows only
+(:func:`row_sums`): large tables then never materialise a dense ``(V, D)`` gradient, and
+:class:`embeddings.optim.KerasAdam` applies its update from those rows.
 :class:`MeanEmbedding` owns it as the parameter ``occurrence_squares``;
 :func:`square_sinks` tells an optimizer which table each one belongs to.
 """
@@ -39,6 +42,7 @@ from torch import nn
 from embeddings.errors import Unavailable
 from embeddings.ops.dispatch import cuda_kernels, kernels_for
 from embeddings.ops.reference import bag_lengths
+from embeddings.ops.rows import row_sums, sparse_rows
 
 
 def resolve_deterministic(deterministic: bool | None, tensor: torch.Tensor) -> bool:
@@ -65,9 +69,10 @@ class _BagMean(torch.autograd.Function):
     @staticmethod
     def forward(ctx: Any, weight: torch.Tensor, squares: torch.Tensor | None,
                 ids: torch.Tensor, offsets: torch.Tensor | None,
-                deterministic: bool, mask_zero: bool) -> torch.Tensor:
+                deterministic: bool, mask_zero: bool, sparse: bool) -> torch.Tensor:
         ctx.save_for_backward(ids, offsets)
         ctx.rows, ctx.deterministic, ctx.mask_zero = weight.shape[0], deterministic, mask_zero
+        ctx.sparse = sparse
         return kernels_for(weight, ids, offsets).bag_mean(weight, ids, offsets, mask_zero)
 
     @staticmethod
@@ -83,10 +88,18 @@ class _BagMean(torch.autograd.Function):
         per_bag = per_bag.contiguous()
         want_squares = ctx.needs_input_grad[1]
         squared = per_bag * per_bag if want_squares else None  # once per bag, not occurrence
+        if ctx.sparse:
+            rows, sums, sums_sq = row_sums(per_bag, squared, ids, offsets, ctx.rows,
+                                           squares=want_squares,
+                                           deterministic=ctx.deterministic,
+                                           mask_zero=ctx.mask_zero)
+            return (sparse_rows(rows, sums, ctx.rows),
+                    None if sums_sq is None else sparse_rows(rows, sums_sq, ctx.rows),
+                    None, None, None, None, None)
         sums, sums_sq = kernels_for(per_bag, ids, offsets).bag_scatter(
             per_bag, squared, ids, offsets, ctx.rows, squares=want_squares,
             deterministic=ctx.deterministic, mask_zero=ctx.mask_zero)
-        return sums, sums_sq, None, None, None, None
+        return sums, sums_sq, None, None, None, None, None
 
 
 class _Gather(torch.autograd.Function):
@@ -150,7 +163,7 @@ def embedding_bag_mean(weight: torch.Tensor, ids: torch.Tensor,
                        offsets: torch.Tensor | None = None, *,
                        squares: torch.Tensor | None = None,
                        deterministic: bool | None = None,
-                       mask_zero: bool = False) -> torch.Tensor:
+                       mask_zero: bool = False, sparse: bool = False) -> torch.Tensor:
     """Average the embedding rows of each bag.
 
     Two layouts, as in ``nn.EmbeddingBag``:
@@ -175,6 +188,10 @@ def embedding_bag_mean(weight: torch.Tensor, ids: torch.Tensor,
             (sorted sums instead of atomic adds, slower); the CPU paths always are.
             Default: ``None``, which follows ``torch.are_deterministic_algorithms_enabled()``.
         mask_zero (bool): dense ids only: id 0 is padding (see above). Default: ``False``.
+        sparse (bool): the backward gives ``weight`` (and ``squares``) a coalesced sparse
+            gradient holding the touched rows only (:func:`row_sums`), as
+            ``nn.Embedding(sparse=True)`` does, instead of a dense ``(V, D)`` table; the
+            same values. Default: ``False``.
 
     Returns:
         torch.Tensor: ``(B, D)`` means.
@@ -195,7 +212,7 @@ def embedding_bag_mean(weight: torch.Tensor, ids: torch.Tensor,
                 "ids must be a (batch, length) tensor, or 1-D with offsets. "
                 f"Received: ids.shape={tuple(ids.shape)}, offsets=None"
             )
-        return _BagMean.apply(weight, squares, ids, None, exact, mask_zero)
+        return _BagMean.apply(weight, squares, ids, None, exact, mask_zero, sparse)
     if mask_zero:
         raise ValueError("mask_zero applies to dense (batch, length) ids, whose padding is id "
                          "0; ragged bags hold no padding. Received: mask_zero=True with offsets")
@@ -211,7 +228,7 @@ def embedding_bag_mean(weight: torch.Tensor, ids: torch.Tensor,
             f"offsets={offsets.tolist()[:8]}{'...' if len(offsets) > 8 else ''}, "
             f"len(ids)={ids.numel()}"
         )
-    return _BagMean.apply(weight, squares, ids, offsets, exact, False)
+    return _BagMean.apply(weight, squares, ids, offsets, exact, False, sparse)
 
 
 def embedding_gather(weight: torch.Tensor, ids: torch.Tensor, *,
@@ -248,15 +265,18 @@ class MeanEmbedding(nn.Module):
         squares (bool): own and fill ``occurrence_squares``. Default: ``True``.
         mask_zero (bool): id 0 is padding, left out of each mean (see
             :func:`embedding_bag_mean`). Default: ``False``.
+        sparse (bool): sparse gradients of the touched rows (see
+            :func:`embedding_bag_mean`); the attribute ``sparse`` can be switched between
+            steps. Default: ``False``.
     """
 
     SINK = "occurrence_squares"
 
     def __init__(self, num_embeddings: int, embedding_dim: int,
                  deterministic: bool | None = None, squares: bool = True,
-                 mask_zero: bool = False) -> None:
+                 mask_zero: bool = False, sparse: bool = False) -> None:
         super().__init__()
-        self.mask_zero = mask_zero
+        self.mask_zero, self.sparse = mask_zero, sparse
         self.embeddings = nn.Parameter(torch.empty(num_embeddings, embedding_dim))
         sink = nn.Parameter(torch.zeros(num_embeddings, embedding_dim)) if squares else None
         self.register_parameter(self.SINK, sink)
@@ -266,7 +286,8 @@ class MeanEmbedding(nn.Module):
     def forward(self, ids: torch.Tensor, offsets: torch.Tensor | None = None) -> torch.Tensor:
         return embedding_bag_mean(self.embeddings, ids, offsets,
                                   squares=getattr(self, self.SINK),
-                                  deterministic=self.deterministic, mask_zero=self.mask_zero)
+                                  deterministic=self.deterministic, mask_zero=self.mask_zero,
+                                  sparse=self.sparse)
 
     def _save_to_state_dict(self, destination: dict[str, Any], prefix: str,
                             keep_vars: bool) -> None:

@@ -22,6 +22,8 @@ LIBRARY = NativeLibrary(Path(__file__).with_name("kernels.c"), {
     "bag_scatter_sums": ("pppppiiii", None),
     "grouped_scatter_sums": ("pppppiiiii", "i"),
     "adam_update": ("pppppiffff", None),
+    "touched_rows": ("piiippp", "i"),
+    "adam_rows": ("ppppppiiiffffi", None),
 })
 
 # Table size (V * D elements) from which the backward groups occurrences by row instead of
@@ -113,3 +115,31 @@ def adam_update(param: torch.Tensor, grad: torch.Tensor, grad_sq: torch.Tensor |
     LIBRARY.call("adam_update", param.data_ptr(), grad.data_ptr(),
                  grad_sq.data_ptr() if grad_sq is not None else None, m.data_ptr(),
                  v.data_ptr(), param.numel(), alpha, c1, c2, epsilon)
+
+
+def touched_rows(ids: torch.Tensor, count: int, pad_first: bool
+                 ) -> tuple[torch.Tensor, torch.Tensor]:
+    """The ``(R,)`` rows of a ``count``-row table that ``ids`` name, increasing, and each
+    id's position among them (``ids``' shape); with ``pad_first`` row 0 is listed first
+    whether it occurs or not.  One pass over the ids and one over a ``(count,)`` scratch
+    array: no sort."""
+    flat = ids.reshape(-1)
+    rows = torch.empty(min(flat.numel(), count) + 1, dtype=torch.int64)
+    local = torch.empty_like(flat)
+    slot = torch.zeros(count, dtype=torch.int64)  # scratch, alive until the call returns
+    listed = LIBRARY.call("touched_rows", flat.data_ptr(), flat.numel(), count, int(pad_first),
+                          slot.data_ptr(), rows.data_ptr(), local.data_ptr())
+    return rows[:listed], local.view(ids.shape)
+
+
+def adam_rows(param: torch.Tensor, rows: torch.Tensor, grad: torch.Tensor,
+              grad_sq: torch.Tensor | None, m: torch.Tensor, v: torch.Tensor, alpha: float,
+              c1: float, c2: float, epsilon: float, every_row: bool) -> None:
+    """Keras's Adam on a ``(V, D)`` table from the sums of its increasing ``(R,)`` ``rows``
+    (``(R, D)`` ``grad`` and ``grad_sq``): every row with a zero gradient elsewhere
+    (``every_row``, bit for bit :func:`adam_update` of the dense gradient), or those rows
+    only (see ``kernels.c``)."""
+    LIBRARY.call("adam_rows", param.data_ptr(), rows.data_ptr(), grad.data_ptr(),
+                 grad_sq.data_ptr() if grad_sq is not None else None, m.data_ptr(),
+                 v.data_ptr(), rows.numel(), param.shape[0], param.shape[1], alpha, c1, c2,
+                 epsilon, int(every_row))

@@ -24,10 +24,9 @@ Backward, two modes:
   the result is the same on every run, and no row waits on a long sequential chain
   however often its id occurs.
 
-Adam.  One program per block of elements applies Keras's update in float32 with IEEE's
-correctly rounded square root and division (``sqrt_rn``, ``div_rn``), compiled without
-fused multiply-adds (``enable_fp_fusion=False``), so that each element rounds as the
-C kernel and TensorFlow do.
+Adam (``adam_update``, ``adam_rows``) lives in :mod:`embeddings.ops.cuda_adam`; the rows
+a sparse backward touches are listed by ``torch.unique`` (``touched_rows``, the
+reference's).
 """
 
 from __future__ import annotations
@@ -36,12 +35,14 @@ import torch
 import triton
 import triton.language as tl
 
+from embeddings.ops.cuda_adam import adam_rows as adam_rows
+from embeddings.ops.cuda_adam import adam_update as adam_update
 from embeddings.ops.reference import bag_lengths, bag_of, lane_body, unpadded
+from embeddings.ops.reference import touched_rows as touched_rows
 
 CHUNK = 32  # occurrences per partial sum in the deterministic backward
 ROWS = 32  # partial sums added per step when a row combines its chunks
 MAX_BLOCK_D = 64  # columns per program; wider tables use several column blocks
-ADAM_BLOCK = 1024  # elements per program of the Adam update
 
 
 def accepts(*tensors: torch.Tensor | None) -> bool:
@@ -179,27 +180,6 @@ def _row_sums(part_sums, part_squares, first_chunk, chunk_count, row_ids, sums_o
         tl.store(squares_out + target, acc_sq, mask=in_dim)
 
 
-@triton.jit
-def _adam_update(param, grad, grad_sq, m, v, n, alpha, c1, c2, epsilon,
-                 HAS_SQ: tl.constexpr, BLOCK: tl.constexpr):
-    i = tl.program_id(0).to(tl.int64) * BLOCK + tl.arange(0, BLOCK)
-    inside = i < n
-    g = tl.load(grad + i, mask=inside, other=0.0)
-    if HAS_SQ:
-        g2 = tl.load(grad_sq + i, mask=inside, other=0.0)
-    else:
-        g2 = g * g
-    mi = tl.load(m + i, mask=inside, other=0.0)
-    vi = tl.load(v + i, mask=inside, other=0.0)
-    mi = mi + (g - mi) * c1
-    vi = vi + (g2 - vi) * c2
-    p = tl.load(param + i, mask=inside, other=0.0)
-    p = p - tl.math.div_rn(mi * alpha, tl.math.sqrt_rn(vi) + epsilon)
-    tl.store(m + i, mi, mask=inside)
-    tl.store(v + i, vi, mask=inside)
-    tl.store(param + i, p, mask=inside)
-
-
 def _block_d(dim: int) -> int:
     return min(triton.next_power_of_2(dim), MAX_BLOCK_D)
 
@@ -307,18 +287,3 @@ def bag_scatter(rows: torch.Tensor, squared: torch.Tensor | None, ids: torch.Ten
                                        row_ids, sums, squares_out, dim, SQUARES=squares,
                                        ROWS=ROWS, BLOCK_D=block, num_warps=_warps(block))
     return sums, sums_sq
-
-
-def adam_update(param: torch.Tensor, grad: torch.Tensor, grad_sq: torch.Tensor | None,
-                m: torch.Tensor, v: torch.Tensor, alpha: float, c1: float, c2: float,
-                epsilon: float) -> None:
-    """In place: ``m += (g - m) c1``, ``v += (g2 - v) c2``, ``p -= m alpha / (sqrt(v) + eps)``
-    in float32 (``g2`` is ``grad_sq``, or ``grad ** 2`` when ``None``), element by element
-    as the C kernel rounds it."""
-    n = param.numel()
-    if n == 0:
-        return
-    grid = (triton.cdiv(n, ADAM_BLOCK),)
-    _adam_update[grid](param, grad.contiguous(), grad_sq if grad_sq is not None else grad, m,
-                       v, n, alpha, c1, c2, epsilon, HAS_SQ=grad_sq is not None,
-                       BLOCK=ADAM_BLOCK, enable_fp_fusion=False)

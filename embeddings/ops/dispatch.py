@@ -1,7 +1,7 @@
 """One dispatch table for the kernels: which implementation runs a call.
 
 Three modules implement the same functions (``bag_mean``, ``bag_scatter``,
-``adam_update``, ``accepts``) and compute the same values:
+``touched_rows``, ``adam_update``, ``adam_rows``, ``accepts``) and compute the same values:
 
 * ``cpu``: :mod:`embeddings.ops.cpu`, C kernels for contiguous float32 CPU tensors,
   when a C compiler built them;

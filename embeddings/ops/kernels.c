@@ -9,7 +9,7 @@
  * TensorFlow): it must be built with -ffp-contract=off (no fused multiply-add)
  * and without -ffast-math.  Threads split work only where each element's order
  * stays the same: bags in the forward, the gradient sum and the squared sum in
- * the backward, element ranges in Adam.
+ * the backward, element ranges and rows in Adam.
  */
 #include <math.h>
 #include <stdint.h>
@@ -28,6 +28,13 @@
 #define SCATTER_OPT __attribute__((optimize("O2")))
 #else
 #define SCATTER_OPT
+#endif
+
+/* Inlined at each call site, so that constant arguments specialize its loops. */
+#if defined(__GNUC__)
+#define ALWAYS_INLINE static inline __attribute__((always_inline))
+#else
+#define ALWAYS_INLINE static inline
 #endif
 
 /* Ask for the cache lines of n floats at p: the rows of a wide table miss the caches, and
@@ -215,15 +222,17 @@ void bag_scatter_sums(const float *g, const float *g2, const int64_t *ids, float
 
 /* Keras Adam on TensorFlow:
  *   m += (g - m) * c1;  v += (g2 - v) * c2;  p -= (m * alpha) / (sqrt(v) + eps)
- * with g2 = g * g when no per-occurrence squares are given.  sqrtf is the
- * correctly rounded IEEE square root, like tf.sqrt. */
-static void adam_loop(float *restrict p, const float *restrict g, const float *restrict g2,
-                      float *restrict m, float *restrict v, int64_t n, float alpha, float c1,
-                      float c2, float eps) {
-#pragma omp parallel for schedule(static) if (n >= 4 * PARALLEL_WORK)
+ * with g2 = g * g when has_sq is 0 (no per-occurrence squares), and g = g2 = 0 when
+ * has_g is 0 (a row no occurrence touched: exactly what a zero row of a dense gradient
+ * gives).  sqrtf is the correctly rounded IEEE square root, like tf.sqrt.  Called with
+ * constant flags, each call site gets its own loop without a branch inside (vectorized). */
+ALWAYS_INLINE void adam_elems(float *restrict p, const float *restrict g,
+                              const float *restrict g2, float *restrict m, float *restrict v,
+                              int64_t n, float alpha, float c1, float c2, float eps,
+                              const int has_g, const int has_sq) {
     for (int64_t i = 0; i < n; ++i) {
-        const float gi = g[i];
-        const float sq = g2 ? g2[i] : gi * gi;
+        const float gi = has_g ? g[i] : 0.0f;
+        const float sq = has_g ? (has_sq ? g2[i] : gi * gi) : 0.0f;
         const float mi = m[i] + (gi - m[i]) * c1;
         const float vi = v[i] + (sq - v[i]) * c2;
         m[i] = mi;
@@ -232,14 +241,103 @@ static void adam_loop(float *restrict p, const float *restrict g, const float *r
     }
 }
 
+#define ADAM_BLOCK 16384  /* elements per parallel task of the dense update */
+
 void adam_update(float *p, const float *g, const float *g2, float *m, float *v, int64_t n,
                  float alpha, float c1, float c2, float eps) {
-    if (g2) /* two loops, so that neither has a branch inside and both vectorize */
-        adam_loop(p, g, g2, m, v, n, alpha, c1, c2, eps);
-    else
-        adam_loop(p, g, NULL, m, v, n, alpha, c1, c2, eps);
+    const int64_t blocks = (n + ADAM_BLOCK - 1) / ADAM_BLOCK;
+#pragma omp parallel for schedule(static) if (n >= 4 * PARALLEL_WORK)
+    for (int64_t b = 0; b < blocks; ++b) {
+        const int64_t i = b * ADAM_BLOCK, len = n - i < ADAM_BLOCK ? n - i : ADAM_BLOCK;
+        if (g2)
+            adam_elems(p + i, g + i, g2 + i, m + i, v + i, len, alpha, c1, c2, eps, 1, 1);
+        else
+            adam_elems(p + i, g + i, NULL, m + i, v + i, len, alpha, c1, c2, eps, 1, 0);
+    }
 }
 
+/* The rows of a V-row table that ids[0:N] name, in increasing order, written to rows[]
+ * (room for min(N, V) + 1); local[i] is the position of ids[i] in rows[].  slot holds V
+ * zeros on entry (scratch).  With pad_first row 0 is listed first whether it occurs or not
+ * (masked padding then keeps local id 0).  Returns the number of rows listed. */
+int64_t touched_rows(const int64_t *ids, int64_t N, int64_t V, int64_t pad_first,
+                     int64_t *slot, int64_t *rows, int64_t *local) {
+    for (int64_t i = 0; i < N; ++i) slot[ids[i]] = 1;
+    int64_t count = 0;
+    if (pad_first) slot[0] = 1;
+    for (int64_t r = 0; r < V; ++r)
+        if (slot[r]) {
+            slot[r] = count;
+            rows[count++] = r;
+        }
+    for (int64_t i = 0; i < N; ++i) local[i] = slot[ids[i]];
+    return count;
+}
+
+/* The first k in [0, R) with rows[k] >= r (R when none): rows is increasing. */
+static int64_t lower_bound(const int64_t *rows, int64_t R, int64_t r) {
+    int64_t lo = 0, hi = R;
+    while (lo < hi) {
+        const int64_t mid = lo + (hi - lo) / 2;
+        if (rows[mid] < r) lo = mid + 1; else hi = mid;
+    }
+    return lo;
+}
+
+/* Table row `at / D` from its per-row sums g[k] and g2[k] (g[k] squared when g2 is NULL). */
+ALWAYS_INLINE void adam_touched(float *p, const float *g, const float *g2, float *m, float *v,
+                                int64_t at, int64_t k, int64_t D, float alpha, float c1,
+                                float c2, float eps) {
+    if (g2)
+        adam_elems(p + at, g + k * D, g2 + k * D, m + at, v + at, D, alpha, c1, c2, eps, 1, 1);
+    else
+        adam_elems(p + at, g + k * D, NULL, m + at, v + at, D, alpha, c1, c2, eps, 1, 0);
+}
+
+#define SWEEP_ROWS 1024  /* table rows per parallel task of the sweep */
+
+/* One task of adam_rows' sweep: rows [first, end) of the table, every row updated, the
+ * untouched ones with a zero gradient (runs of them in one loop).  A constant D (the
+ * tutorial's 16) gives loops of constant trip count. */
+ALWAYS_INLINE void sweep_rows(float *p, const int64_t *rows, const float *g, const float *g2,
+                              float *m, float *v, int64_t R, int64_t first, int64_t end,
+                              int64_t D, float alpha, float c1, float c2, float eps) {
+    int64_t r = first, k = lower_bound(rows, R, first);
+    while (r < end) {
+        const int64_t next = k < R && rows[k] < end ? rows[k] : end;  /* untouched run */
+        adam_elems(p + r * D, NULL, NULL, m + r * D, v + r * D, (next - r) * D, alpha, c1, c2,
+                   eps, 0, 0);
+        if (next == end) break;
+        adam_touched(p, g, g2, m, v, next * D, k, D, alpha, c1, c2, eps);
+        r = next + 1;
+        ++k;
+    }
+}
+
+/* Keras Adam from per-row sums: g[k] and g2[k] (g[k] * g[k] when g2 is NULL) are the
+ * gradient and squared sums of table row rows[k], rows increasing.  every_row: Keras's
+ * dense update, every row of the V-row table decays its moments and moves, the untouched
+ * ones with a zero gradient, element for element what adam_update does with the dense
+ * gradient (never built here); else only the listed rows are updated (lazy Adam). */
+void adam_rows(float *p, const int64_t *rows, const float *g, const float *g2, float *m,
+               float *v, int64_t R, int64_t V, int64_t D, float alpha, float c1, float c2,
+               float eps, int64_t every_row) {
+    if (!every_row) {
+#pragma omp parallel for schedule(static) if (R * D >= 4 * PARALLEL_WORK)
+        for (int64_t k = 0; k < R; ++k)
+            adam_touched(p, g, g2, m, v, rows[k] * D, k, D, alpha, c1, c2, eps);
+        return;
+    }
+    const int64_t blocks = (V + SWEEP_ROWS - 1) / SWEEP_ROWS;
+#pragma omp parallel for schedule(static) if (V * D >= 4 * PARALLEL_WORK)
+    for (int64_t b = 0; b < blocks; ++b) {
+        const int64_t first = b * SWEEP_ROWS, end = first + SWEEP_ROWS < V ? first + SWEEP_ROWS : V;
+        if (D == 16)
+            sweep_rows(p, rows, g, g2, m, v, R, first, end, 16, alpha, c1, c2, eps);
+        else
+            sweep_rows(p, rows, g, g2, m, v, R, first, end, D, alpha, c1, c2, eps);
+    }
+}
 
 /* The same sums for tables too large for the caches, grouped by row: a stable counting sort
  * of the N occurrences by id, then each row of sums and squares is zeroed and accumulated

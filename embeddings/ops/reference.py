@@ -157,3 +157,36 @@ def adam_update(param: torch.Tensor, grad: torch.Tensor, grad_sq: torch.Tensor |
         v.add_((g2 - v) * scalar(c2))
         root = torch.sqrt(v.double()).to(v.dtype)
         param.sub_((m * scalar(alpha)) / (root + scalar(epsilon)))
+
+
+def touched_rows(ids: torch.Tensor, count: int, pad_first: bool
+                 ) -> tuple[torch.Tensor, torch.Tensor]:
+    """The ``(R,)`` rows of a ``count``-row table that ``ids`` name, increasing, and each
+    id's position among them (``ids``' shape); with ``pad_first`` row 0 is listed first
+    whether it occurs or not (masked padding keeps position 0)."""
+    del count  # the rows come from the ids alone here
+    flat = ids.reshape(-1)
+    if pad_first:
+        flat = torch.cat([flat.new_zeros(1), flat])  # 0 is the smallest id: listed first
+    rows, local = torch.unique(flat, sorted=True, return_inverse=True)
+    return rows, local[1:].view(ids.shape) if pad_first else local.view(ids.shape)
+
+
+def adam_rows(param: torch.Tensor, rows: torch.Tensor, grad: torch.Tensor,
+              grad_sq: torch.Tensor | None, m: torch.Tensor, v: torch.Tensor, alpha: float,
+              c1: float, c2: float, epsilon: float, every_row: bool) -> None:
+    """Keras's Adam on a ``(V, D)`` table from the ``(R, D)`` sums of its increasing ``(R,)``
+    ``rows``: with ``every_row`` the dense update of the gradient those sums stand for (zero
+    elsewhere), built here as a dense table; else the update of those rows only."""
+    with torch.no_grad():
+        if every_row:
+            def dense(values: torch.Tensor) -> torch.Tensor:
+                return torch.zeros_like(param).index_copy_(0, rows, values)  # (R, D) -> (V, D)
+
+            adam_update(param, dense(grad), None if grad_sq is None else dense(grad_sq), m, v,
+                        alpha, c1, c2, epsilon)
+            return
+        p_rows, m_rows, v_rows = param[rows], m[rows], v[rows]  # (V, D) -> (R, D) copies
+        adam_update(p_rows, grad, grad_sq, m_rows, v_rows, alpha, c1, c2, epsilon)
+        for table, part in ((param, p_rows), (m, m_rows), (v, v_rows)):
+            table.index_copy_(0, rows, part)
