@@ -156,7 +156,9 @@ def split_reviews(run: Run, split: str = "validation",
         return imdb.load_test(source)
     splits = imdb.load_splits(source, validation_split=settings.data.validation_split,
                               seed=settings.data.split_seed,
-                              batch_size=settings.train.batch_size)
+                              batch_size=settings.train.batch_size,
+                              text_column=settings.data.text_column,
+                              label_column=settings.data.label_column)
     trained_on = run.config.get("run", {}).get("data_source")
     if trained_on is not None and trained_on != splits.source:
         log.warning("The run trained on %s, these reviews come from %s: the validation "

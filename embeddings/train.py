@@ -31,7 +31,7 @@ from embeddings import __version__, backends, runs
 from embeddings.backends import HISTORY_KEYS, Hooks, TrainResult
 from embeddings.backends.contract import EpochCallback
 from embeddings.config import RunConfig, parse_args
-from embeddings.data import Splits, load_splits
+from embeddings.data import CHUNK_ROWS, Splits, load_splits
 from embeddings.errors import cli
 from embeddings.memory import check_fits
 
@@ -73,9 +73,11 @@ def _record(config: RunConfig, result: TrainResult, splits: Splits) -> dict[str,
 def _check_memory(config: RunConfig, reviews: int) -> None:
     """Refuse sizes this machine cannot hold, before anything large is allocated: the
     table, its gradient, its squared-gradient sums and Adam's two moments (5 x V x D
-    float32), and every review's ids with the vectorizer's working copy (2 x N x T int64)."""
+    float32), every review's ids and the copy an epoch's order makes (2 x N x T int32),
+    and the chunk the vectorizer holds as int64 (:data:`embeddings.data.CHUNK_ROWS` x T)."""
     table = 5 * config.text.vocab_size * config.model.embedding_dim * 4
-    ids = 2 * reviews * config.text.sequence_length * 8
+    ids = (2 * reviews * config.text.sequence_length * 4
+           + CHUNK_ROWS * config.text.sequence_length * 8)
     check_fits(table + ids, f"--vocab-size {config.text.vocab_size} x --embedding-dim "
                f"{config.model.embedding_dim} with --sequence-length "
                f"{config.text.sequence_length} for {reviews:,} reviews",
@@ -97,7 +99,9 @@ def run(config: RunConfig, on_epoch_end: EpochCallback | None = None) -> Path:
     out = runs.check_new(config.train.out or runs.default_path())
     with runs.staged(out) as staging:
         splits = load_splits(config.data.data, validation_split=config.data.validation_split,
-                             seed=config.data.split_seed, batch_size=config.train.batch_size)
+                             seed=config.data.split_seed, batch_size=config.train.batch_size,
+                             text_column=config.data.text_column,
+                             label_column=config.data.label_column)
         _check_memory(config, len(splits.train) + len(splits.val))
         SummaryWriter = _summary_writer_class()  # noqa: N806 - a class
         writers = {"": SummaryWriter(str(staging / runs.LOGS_DIR / "train")),

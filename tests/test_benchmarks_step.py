@@ -101,8 +101,9 @@ def test_memory_is_the_table_times_six_plus_the_dense_layers(measured: tuple[dic
             assert mem[key] == table, key
         assert mem["table_total"] == 6 * table and mem["dense_total"] == dense
         assert mem["total"] == 6 * table + dense
-        assert mem["ids"] == {"train_ids": N_TRAIN * 20 * 8, "train_labels": N_TRAIN * 8,
-                              "val_ids": 8 * 20 * 8, "val_labels": 8 * 8}
+        # ids are int32 (4 bytes), labels int64
+        assert mem["ids"] == {"train_ids": N_TRAIN * 20 * 4, "train_labels": N_TRAIN * 8,
+                              "val_ids": 8 * 20 * 4, "val_labels": 8 * 8}
         assert mem["peak_rss_bytes"] > mem["total"]
 
 

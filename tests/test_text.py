@@ -465,3 +465,20 @@ def test_encoding_decodes_the_vocabulary() -> None:
     vec.adapt([b"caf\xe9"])
     assert vec.get_vocabulary()[2:] == ["café"]
     assert TextVectorization(standardize=None, vocabulary=["x"]).get_vocabulary()[2:] == ["x"]
+
+
+@pytest.mark.usefixtures("text_path")
+def test_adapting_batch_by_batch_merges_counts_into_one_part(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """Counts merged every 2 parts rank as counted at once: c 3, b 2, then the ties a 1 and
+    d 1 with greater bytes first."""
+    from embeddings.text import vocabulary
+
+    monkeypatch.setattr(vocabulary, "MAX_PARTS", 2)
+    vec = TextVectorization(max_tokens=6)
+    vec.reset_state()
+    for batch in (["a b"], ["b c"], ["c c"], ["d"]):
+        vec.update_state(batch)
+        assert vec._counts is not None and len(vec._counts.parts) < 2
+    vec.finalize_state()
+    assert vec.get_vocabulary() == ["", "[UNK]", "c", "b", "d", "a"]

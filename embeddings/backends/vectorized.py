@@ -1,13 +1,20 @@
 """The reviews as id tensors, for the two backends that vectorize with our engine.
 
 ``--backend torch`` and ``--backend keras`` both adapt :class:`~embeddings.text.TextVectorization`
-on the training subset (pass 0, as the tutorial's ``adapt`` reads it), vectorize both
-subsets, and read the training rows of each epoch in the order the tutorial's tf.data
-pipeline yields them (:func:`epoch_order`).
+on the training subset (the tutorial's ``adapt`` reads pass 0; the vocabulary does not
+depend on the order), vectorize both subsets, and read the training rows of each epoch in
+the order the tutorial's tf.data pipeline yields them (:func:`epoch_order`).
+
+Both steps read the texts a chunk of rows at a time (:meth:`embeddings.data.Corpus.chunks`)
+and the ids are stored as int32 (the op widens each batch), so a corpus of a million
+reviews needs ``N x T x 4`` bytes of ids and one chunk of texts, not every text at once.
+Within a chunk the compiled text kernels already use every core.
 """
 
 from __future__ import annotations
 
+import logging
+import time
 from dataclasses import dataclass
 from typing import Any
 
@@ -19,15 +26,18 @@ from embeddings.backends.contract import TrainResult
 from embeddings.config import RunConfig
 from embeddings.text import TextVectorization
 
+log = logging.getLogger(__name__)
+IDS_DTYPE = np.int32  # vocabularies stop at 2**31 - 1 ids (embeddings.config.MAX_SIZE)
+
 
 @dataclass
 class Vectorized:
     """The vectorized subsets of a run, on one device, training rows in pass-0 order."""
 
     vectorizer: TextVectorization
-    train_ids: torch.Tensor  # (N_train, T) int64
+    train_ids: torch.Tensor  # (N_train, T) int32
     train_labels: torch.Tensor  # (N_train,) int64
-    val_ids: torch.Tensor  # (N_val, T)
+    val_ids: torch.Tensor  # (N_val, T) int32
     val_labels: torch.Tensor  # (N_val,)
 
     def result(self, history: dict[str, list[float]], weights: dict[str, np.ndarray],
@@ -42,24 +52,39 @@ class Vectorized:
 
 def vectorize(config: RunConfig, data: imdb.Splits, device: torch.device) -> Vectorized:
     """Adapt the tutorial's vectorizer (with ``--ngrams``) on the training subset and
-    vectorize both subsets."""
+    vectorize both subsets, a chunk of rows at a time; logs the reviews per second of each."""
     vectorizer = TextVectorization(
         max_tokens=config.text.vocab_size,
         standardize="tutorial",
         output_sequence_length=config.text.sequence_length,
         ngrams=config.text.ngram_widths,
     )
-    train_texts = imdb.exact_texts(data.train)
-    vectorizer.adapt(train_texts)
+    corpus = data.rows()
+    in_train, position = corpus.layout()
+    start = time.perf_counter()
+    vectorizer.adapt(texts for _, texts in corpus.chunks(keep=in_train) if texts)
+    _log_rate("adapt", len(corpus.train_rows), start)
+    start = time.perf_counter()
+    subsets = [np.empty((len(rows), config.text.sequence_length), dtype=IDS_DTYPE)
+               for rows in (corpus.train_rows, corpus.val_rows)]  # (N_train, T), (N_val, T)
+    for rows, texts in corpus.chunks():
+        ids = vectorizer(texts)  # (n, T) int64
+        train = in_train[rows]
+        subsets[0][position[rows][train]] = ids[train]
+        subsets[1][position[rows][~train]] = ids[~train]
+    _log_rate("vectorize", len(corpus), start)
 
-    def ids(texts: list[str | bytes]) -> torch.Tensor:
-        return torch.from_numpy(vectorizer(texts)).to(device)
+    def tensor(array: np.ndarray) -> torch.Tensor:
+        return torch.from_numpy(array).to(device)
 
-    def labels(ds: Any) -> torch.Tensor:
-        return torch.from_numpy(imdb.labels(ds)).to(device)
+    return Vectorized(vectorizer, tensor(subsets[0]), tensor(corpus.labels[corpus.train_rows]),
+                      tensor(subsets[1]), tensor(corpus.labels[corpus.val_rows]))
 
-    return Vectorized(vectorizer, ids(train_texts), labels(data.train),
-                      ids(imdb.exact_texts(data.val)), labels(data.val))
+
+def _log_rate(step: str, reviews: int, start: float) -> None:
+    seconds = time.perf_counter() - start
+    log.info("%s: %d reviews in %.2f s (%.0f reviews/s)", step, reviews, seconds,
+             reviews / max(seconds, 1e-9))
 
 
 def epoch_order(config: RunConfig, rows: int, epoch: int) -> torch.Tensor | None:

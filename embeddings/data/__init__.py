@@ -26,8 +26,13 @@ The modules, each importing only those above it:
 * :mod:`~embeddings.data.order`: the Keras split and the tf.data order of each pass
   (:func:`split_indices`, :func:`tfdata_order`, :func:`epoch_pass`, :func:`pass_order`,
   :func:`split_order`).
+* :mod:`~embeddings.data.columns`: a user's corpus (Parquet, Arrow, JSON Lines, CSV, a
+  folder of them, a hub dataset) and its text and label columns (:func:`corpus_source`,
+  :func:`read_corpus`).
+* :mod:`~embeddings.data.corpus`: both subsets as one table read in chunks
+  (:class:`Corpus`, :func:`split_rows`, :func:`labels`).
 * :mod:`~embeddings.data.splits`: the two subsets as datasets (:func:`load_splits`,
-  :func:`load_imdb`, :func:`exact_texts`, :func:`labels`), and the test reviews (:func:`load_test`).
+  :func:`load_imdb`, :func:`exact_texts`), and the test reviews (:func:`load_test`).
 
 Every reader takes ``subset``, ``"train"`` (the default: ``aclImdb/train``, which the
 tutorial splits into training and validation) or ``"test"`` (``aclImdb/test``, the hub's
@@ -40,6 +45,9 @@ The constants re-exported here are copies: code reads each in its own module
 ``embeddings.data.epoch_pass`` reaches them.
 """
 
+from embeddings.data.columns import corpus_source, read_corpus
+from embeddings.data.corpus import CHUNK_ROWS, Corpus, split_rows
+from embeddings.data.corpus import dataset_labels as labels
 from embeddings.data.download import (
     DOWNLOAD_TIMEOUT,
     IMDB_SHA256,
@@ -59,14 +67,15 @@ from embeddings.data.reviews import (
     read_directory,
 )
 from embeddings.data.sources import read_source
-from embeddings.data.splits import Splits, exact_texts, labels, load_imdb, load_splits, load_test
+from embeddings.data.splits import Splits, exact_texts, load_imdb, load_splits, load_test
 from embeddings.data.tarball import read_tarball
 
 __all__ = [
-    "CLASSES", "DOWNLOAD_TIMEOUT", "HUB_DATASET", "IMDB_SHA256", "IMDB_URL", "MAX_REVIEW_BYTES",
+    "CHUNK_ROWS", "CLASSES", "Corpus", "DOWNLOAD_TIMEOUT", "HUB_DATASET", "IMDB_SHA256",
+    "IMDB_URL", "MAX_REVIEW_BYTES",
     "SUBSETS", "DataSourceError", "Review", "Splits", "download_timeout", "epoch_pass",
     "exact_texts", "imdb_cache", "labels", "load_imdb", "load_splits", "load_test", "pass_order",
-    "read_directory", "read_hub",
+    "corpus_source", "read_corpus", "read_directory", "read_hub", "split_rows",
     "read_source", "read_tarball", "read_url", "split_indices", "split_order", "tfdata_order",
     "write_index",
 ]

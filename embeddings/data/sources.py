@@ -34,7 +34,8 @@ def read_source(source: str | os.PathLike[str] | None = None, *,
     """Read the labelled reviews of one subset from ``source``, or find them.
 
     Args:
-        source (str | os.PathLike | None): a directory, a tarball, ``"hub"``, an
+        source (str | os.PathLike | None): a directory, a tarball, ``"hub"`` (or
+            ``"hub:stanfordnlp/imdb"``), an
             ``http(s)://`` URL (see :func:`~embeddings.data.download.read_url`), or
             ``None`` for ``$EMBEDDINGS_DATA`` and then the fallbacks (cache -> hub ->
             Stanford URL).
@@ -56,7 +57,7 @@ def read_source(source: str | os.PathLike[str] | None = None, *,
     if source is None:
         return _fallbacks(subset)
     text = str(source)
-    if text == "hub":
+    if text in ("hub", f"hub:{HUB_DATASET}"):  # the second is how runs record it
         return read_hub(subset=subset), f"hub:{HUB_DATASET}"
     if text.startswith(("http://", "https://")):
         return download.read_url(text, subset=subset)

@@ -26,6 +26,7 @@ from embeddings.text.tokens import Rows, to_bytes
 PAD_TOKEN = ""
 OOV_TOKEN = "[UNK]"
 TIE_ORDER = "descending"  # tokens of equal count: greater bytes first (np.lexsort, reversed)
+MAX_PARTS = 16  # counted batches (or threads' parts) held before they are merged into one
 _PAD = PAD_TOKEN.encode()
 _OOV = OOV_TOKEN.encode()
 
@@ -54,6 +55,7 @@ class Counts:
             columns["documents"] = pa.array(np.bincount(pairs % size, minlength=size))
         self.parts.append(pa.table(columns))
         self.num_documents += len(rows.lengths)
+        self._compact()
 
     def add_counted(self, counted: list[tuple[pa.Array, np.ndarray, np.ndarray]],
                     num_documents: int, disjoint: bool) -> None:
@@ -68,14 +70,14 @@ class Counts:
                                                         pa.int64())
             self.parts.append(pa.table(columns))
         self.num_documents += num_documents
+        self._compact()
 
     def empty(self) -> bool:
         """Whether no token at all was counted (Keras then keeps the old vocabulary)."""
         return not any(len(p) for p in self.parts)
 
-    def ranked(self, limit: int | None) -> tuple[list[bytes], np.ndarray | None]:
-        """The learned tokens, most frequent first (ties: greater bytes first), at most
-        ``limit``; and their document counts when counting documents."""
+    def _merged(self) -> pa.Table:
+        """One table of every part's counts, a row per distinct token."""
         table = pa.concat_tables(self.parts)
         if len(self.parts) > 1:  # the same token counted in several batches: add them up
             encoded = pc.dictionary_encode(table["token"]).combine_chunks()
@@ -86,6 +88,19 @@ class Counts:
                 name: pa.array(np.bincount(index, weights=table[name].to_numpy(),
                                            minlength=size).astype(np.int64))
                 for name in table.column_names if name != "token"}})
+        return table
+
+    def _compact(self) -> None:
+        """Merge the parts once :data:`MAX_PARTS` have gathered, so that adapting batch by
+        batch (a large corpus read in chunks) holds each distinct token about once, not
+        once per batch."""
+        if len(self.parts) >= MAX_PARTS:
+            self.parts = [self._merged()]
+
+    def ranked(self, limit: int | None) -> tuple[list[bytes], np.ndarray | None]:
+        """The learned tokens, most frequent first (ties: greater bytes first), at most
+        ``limit``; and their document counts when counting documents."""
+        table = self._merged()
         specials = pa.array([_PAD, _OOV], pa.large_binary())
         table = table.filter(pc.invert(pc.is_in(table["token"], value_set=specials)))
         if limit is not None and limit < len(table):
