@@ -96,5 +96,8 @@ def cli(main: Callable[[], int]) -> int:
                      "--embedding-dim) or a machine with more memory.")
     except (Interrupted, KeyboardInterrupt) as err:
         stop = err if isinstance(err, Interrupted) else Interrupted(int(SIGINT))
+        if stop.resume is not None:
+            return _fail(f"interrupted by {stop.name}: stopped; the run keeps its latest "
+                         f"checkpoint; continue with: {stop.resume}", stop.exit_status)
         return _fail(f"interrupted by {stop.name}: stopped; unfinished output was removed "
                      "and everything written before is intact.", stop.exit_status)

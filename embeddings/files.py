@@ -91,7 +91,7 @@ class Claim:
         os.close(self.fd)
 
 
-def _try_lock(path: Path) -> int | None:
+def try_lock(path: Path) -> int | None:
     """An fd of folder ``path`` holding its exclusive lock, or ``None`` when another
     process holds it (or the folder is gone)."""
     try:
@@ -118,7 +118,7 @@ def claim(parent: Path, prefix: str) -> Claim:
     while True:
         path = Path(tempfile.mkdtemp(dir=parent,
                                      prefix=f"{prefix}{time.time_ns():020d}-{os.getpid()}-"))
-        fd = _try_lock(path)
+        fd = try_lock(path)
         if fd is None:
             continue
         # A concurrent sweep may have taken the fresh folder for a stale one: then it is
@@ -145,7 +145,7 @@ def sweep(parent: Path, prefix: str) -> list[Path]:
     for entry in sorted(parent.iterdir()):
         if not entry.name.startswith(prefix) or entry.is_symlink() or not entry.is_dir():
             continue
-        fd = _try_lock(entry)
+        fd = try_lock(entry)
         if fd is None:
             live.append(entry)
             continue

@@ -8,9 +8,9 @@ and folders are removed; finished ones stay).  The CLI prints one line and exits
 ``128 + signal`` (130 for SIGINT, 143 for SIGTERM), as a shell reports a killed command.
 
 A training step is never cut in half: between :func:`hold` and :func:`release` a signal
-is only recorded, and :func:`release` raises it once the step is complete.  (A later
-resumable run can save its state there.)  Outside held regions the exception is raised
-at once.  This module imports no torch.
+is only recorded, and :func:`release` raises it once the step is complete; a run that
+checkpoints saves its state there and sets :attr:`Interrupted.resume`.  Outside held
+regions the exception is raised at once.  This module imports no torch.
 """
 
 from __future__ import annotations
@@ -35,6 +35,7 @@ class Interrupted(BaseException):
     def __init__(self, signum: int) -> None:
         super().__init__(signal.Signals(signum).name)
         self.signum = signum
+        self.resume: str | None = None  # the command that continues a checkpointed run
 
     @property
     def name(self) -> str:
@@ -92,6 +93,12 @@ def release() -> None:
     if not _State.held and _State.pending is not None:
         signum, _State.pending = _State.pending, None
         raise Interrupted(signum)
+
+
+def take_pending() -> int | None:
+    """The signal recorded while held, if any, now forgotten (the caller acts on it)."""
+    signum, _State.pending = _State.pending, None
+    return signum
 
 
 @contextlib.contextmanager

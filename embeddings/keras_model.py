@@ -4,7 +4,7 @@ Importing this module imports Keras with ``KERAS_BACKEND=torch`` (set before
 Keras loads) and never TensorFlow: Keras's own ``TextVectorization`` and
 ``TensorBoard`` callback need TensorFlow, so the model is fed the integer
 sequences of :class:`embeddings.text.TextVectorization` and its scalars go
-through ``torch.utils.tensorboard`` (see :mod:`embeddings.train`).  A trained
+through the run's own event files (:mod:`embeddings.runs.events`).  A trained
 run's raw-text-to-score path is :func:`text_model`, on the Keras layer
 :class:`embeddings.layers.TextVectorization`.
 

@@ -155,7 +155,8 @@ def keras_init_(model: SentimentClassifier, seed: int) -> None:
     model.load_state_dict({k: torch.from_numpy(v) for k, v in arrays.items()})
 
 
-def binary_crossentropy_from_logits(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+def binary_crossentropy_from_logits(logits: torch.Tensor, labels: torch.Tensor,
+                                    batch: int | None = None) -> torch.Tensor:
     """Keras ``BinaryCrossentropy(from_logits=True)``: batch mean of the per-review loss.
 
     Written with the same operations as ``tf.nn.sigmoid_cross_entropy_with_logits``
@@ -166,6 +167,9 @@ def binary_crossentropy_from_logits(logits: torch.Tensor, labels: torch.Tensor) 
     Args:
         logits (torch.Tensor): ``(B,)`` float logits.
         labels (torch.Tensor): ``(B,)`` labels in {0, 1}, any dtype.
+        batch (int | None): the size of the whole batch when ``logits`` are one rank's
+            share of it (data-parallel training): the sum is divided by it, so each
+            review's gradient is the one-process value. Default: ``None``, ``B``.
 
     Returns:
         torch.Tensor: the scalar loss.
@@ -175,7 +179,7 @@ def binary_crossentropy_from_logits(logits: torch.Tensor, labels: torch.Tensor) 
     relu_logits = torch.where(positive, logits, torch.zeros_like(logits))
     neg_abs_logits = torch.where(positive, -logits, logits)
     per_review = (relu_logits - logits * z) + torch.log1p(torch.exp(neg_abs_logits))
-    return per_review.sum() / logits.shape[0]
+    return per_review.sum() / (logits.shape[0] if batch is None else batch)
 
 
 def keras_predictions(logits: torch.Tensor) -> torch.Tensor:

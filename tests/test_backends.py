@@ -64,6 +64,8 @@ ELSEWHERE = {
     "deterministic": "test_deterministic_reaches_the_op",
     "table_update": "test_table_update_rows_is_torchs_and_refused_by_the_others",
     "out": "a run-directory setting, handled by embeddings.train (tests/test_train.py)",
+    "checkpoint_every": "when the run saves checkpoints, not what it computes "
+                        "(tests/test_resume.py)",
     "text_column": "a corpus file's column, read by embeddings.data (tests/test_data_corpus.py)",
     "label_column": "a corpus file's column, read by embeddings.data (tests/test_data_corpus.py)",
 }

@@ -18,8 +18,9 @@ import pytest
 from embeddings import interrupt, runs
 from embeddings.testing import tree_state
 
+# Without checkpoints: a stopped run leaves nothing (tests/test_resume.py has the others).
 LONG = ["--epochs", "100000", "--batch-size", "1", "--vocab-size", "20", "--sequence-length",
-        "12", "--device", "cpu"]
+        "12", "--device", "cpu", "--checkpoint-every", "never"]
 
 
 def _start(small_imdb: Path, out: Path, *flags: str) -> subprocess.Popen[str]:

@@ -156,7 +156,8 @@ def test_keras_run_imports_no_tensorflow_and_works_without_it(small_imdb: Path,
     assert "RESULT 0 [] []" in proc.stdout, proc.stdout[-2000:]
     history = json.loads((out / "history.json").read_text())
     assert len(history["val_accuracy"]) == 2
-    assert sorted(p.name for p in out.iterdir()) == sorted(runs.FILES)
+    # Keras cannot resume: its runs have no checkpoint
+    assert sorted(p.name for p in out.iterdir()) == sorted(set(runs.FILES) - {runs.CHECKPOINT_DIR})
 
 
 def test_conflicting_keras_backend_is_refused() -> None:

@@ -22,12 +22,11 @@ import pytest
 from embeddings import runs
 from embeddings.config import RunConfig
 from embeddings.model import keras_initial_weights
+from embeddings.runs.events import event_file_bytes
 from embeddings.runs.projector import (
     EVENTS_FILE,
     PROJECTOR_CONFIG_FILE,
     VEC_FILE,
-    event_file_bytes,
-    masked_crc32c,
     write_tensorboard_projector,
     write_vec,
 )
@@ -92,17 +91,6 @@ def test_projector_config_points_at_the_tsvs_beside_it(tmp_path: Path) -> None:
     (embedding,) = config.embeddings
     assert (tmp_path / embedding.tensor_path).read_text() == "0.0\t1.0\t0.0\n0.0\t0.0\t1.0\n"
     assert (tmp_path / embedding.metadata_path).read_text() == "[UNK]\na\n"
-
-
-def test_masked_crc32c_matches_tensorboards() -> None:
-    from tensorboard.compat.tensorflow_stub.pywrap_tensorflow import (
-        masked_crc32c as tensorboard_masked_crc32c,
-    )
-
-    for data in (b"", b"123456789", bytes(range(256)) * 3):
-        assert masked_crc32c(data) == tensorboard_masked_crc32c(data)
-    crc = 0xE3069283  # the CRC-32C check value of b"123456789"
-    assert masked_crc32c(b"123456789") == (((crc >> 15) | (crc << 17)) + 0xA282EAD8) & 0xFFFFFFFF
 
 
 def test_event_file_is_the_record_tensorboards_writer_starts_with(tmp_path: Path) -> None:
@@ -274,3 +262,28 @@ def test_tensorboard_on_a_folder_of_runs_shows_each_runs_projector(tmp_path: Pat
         labels_b, vectors_b = _points(get, "b")
     assert len(labels_a) == 29 and len(labels_b) == 39 and labels_b[0] == "[UNK]"
     assert np.array_equal(vectors_b, table[1:])
+
+
+def test_tensorboard_shows_a_trained_runs_epoch_scalars(small_imdb: Path, tmp_path: Path) -> None:
+    """The run's own event files (embeddings.runs.events), read by a real TensorBoard."""
+    from embeddings import train
+
+    run = tmp_path / "run"
+    assert train.main(["--epochs", "3", "--batch-size", "8", "--vocab-size", "20",
+                       "--sequence-length", "12", "--device", "cpu", "--data",
+                       str(small_imdb), "--out", str(run)]) == 0
+    history = json.loads((run / "history.json").read_text())
+    with _tensorboard(run) as get:
+        scalars = functools.partial(_get, get.args[0].replace("/projector/", "/scalars/"))
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            tags = json.loads(scalars("tags"))
+            if {"logs/train", "logs/validation"} <= set(tags):
+                break
+            time.sleep(0.5)
+        for folder, prefix in (("logs/train", ""), ("logs/validation", "val_")):
+            assert sorted(tags[folder]) == ["epoch_accuracy", "epoch_loss"]
+            for tag, key in (("epoch_loss", "loss"), ("epoch_accuracy", "accuracy")):
+                points = json.loads(scalars("scalars", run=folder, tag=tag))
+                assert [step for _, step, _ in points] == [0, 1, 2]
+                assert [value for _, _, value in points] == history[prefix + key]

@@ -32,9 +32,10 @@ def test_run_writes_every_output(small_imdb: Path, tmp_path: Path,
     assert "Epoch 3/3" in printed and "val_accuracy:" in printed
     names = sorted(p.name for p in out.iterdir())
     assert names == sorted(runs.FILES) == [
-        "config.json", "curves.png", "embedding-map.png", "events.out.tfevents.projector",
-        "history.json", "logs", "metadata.tsv", "model.safetensors", "projector_config.pbtxt",
-        "vectors.tsv", "vectors.vec", "vocabulary.json"]
+        "checkpoint", "config.json", "curves.png", "embedding-map.png",
+        "events.out.tfevents.projector", "history.json", "logs", "metadata.tsv",
+        "model.safetensors", "projector_config.pbtxt", "vectors.tsv", "vectors.vec",
+        "vocabulary.json"]
     history = json.loads((out / "history.json").read_text())
     assert list(history) == ["loss", "accuracy", "val_loss", "val_accuracy", "seconds"]
     assert all(len(v) == 3 for v in history.values())

@@ -19,6 +19,7 @@ from embeddings.backends.contract import (
     TrainResult,
     UnsupportedFlag,
     check,
+    saves_checkpoints,
 )
 from embeddings.config import BACKENDS
 
@@ -39,4 +40,4 @@ def get(name: str) -> Backend:
 
 
 __all__ = ["HISTORY_KEYS", "Backend", "Hooks", "TrainResult", "UnsupportedFlag", "check",
-           "get"]
+           "get", "saves_checkpoints"]

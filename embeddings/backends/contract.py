@@ -11,6 +11,10 @@ here at all (extras installed, device present).
 Every backend starts its embedding table from :func:`initial_table`, which applies
 ``--init-vectors`` the same way for all three (the file itself is checked by :func:`check`).
 
+A backend that is ``resumable`` (``--backend torch``) starts from
+``hooks.checkpoints.latest`` when it is set and saves checkpoints through
+``hooks.checkpoints``; the others refuse ``--checkpoint-every`` (except ``never``).
+
 Each epoch, a backend calls ``hooks.on_epoch_end(epoch, logs)`` with the epoch's
 ``loss``, ``accuracy``, ``val_loss``, ``val_accuracy`` and ``seconds``, and, after
 every step, ``hooks.on_step(running_loss)`` with the epoch's running mean loss (what
@@ -20,17 +24,22 @@ Keras logs at each batch end).
 from __future__ import annotations
 
 import logging
+import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
 
 from embeddings import interrupt, vectors
+from embeddings.backends.distributed import launched  # imports no torch
 from embeddings.config import RunConfig
 from embeddings.data import Splits
 from embeddings.errors import InvalidInput
+
+if TYPE_CHECKING:
+    from embeddings.runs.checkpoint import Checkpoints
 
 log = logging.getLogger(__name__)
 
@@ -40,10 +49,12 @@ EpochCallback = Callable[[int, dict[str, float]], None]
 
 @dataclass(frozen=True)
 class Hooks:
-    """What a backend reports while it trains."""
+    """What a backend reports while it trains, and the run's checkpoints (only for a
+    backend that is :attr:`~Backend.resumable`; ``None`` when the run saves none)."""
 
     on_epoch_end: EpochCallback | None = None
     on_step: Callable[[float], None] | None = None
+    checkpoints: Checkpoints | None = None
 
 
 @dataclass
@@ -64,6 +75,8 @@ class Backend(Protocol):
     """A way to train the tutorial model (see the module docstring)."""
 
     name: str
+    resumable: bool  # saves checkpoints through hooks.checkpoints and resumes from them
+    data_parallel: bool  # trains as one rank of several under torchrun
 
     def unsupported(self, config: RunConfig) -> dict[str, str]:
         """``{flag: why}`` for every set flag this backend cannot honour."""
@@ -80,6 +93,9 @@ class HonoursEveryFlag:
     """The default of :meth:`Backend.unsupported` for a backend that honours every flag
     (all three today); one that cannot honour a flag overrides it."""
 
+    resumable = False
+    data_parallel = False
+
     def unsupported(self, config: RunConfig) -> dict[str, str]:
         return {}
 
@@ -95,7 +111,16 @@ def check(backend: Backend, config: RunConfig) -> None:
         UnsupportedFlag: the first flag it cannot honour, by name.
         UsageError: the backend cannot run here (see :meth:`Backend.check_ready`).
     """
-    for flag, why in backend.unsupported(config).items():
+    refused = dict(backend.unsupported(config))
+    if config.train.checkpoint_every not in ("auto", "never") and not backend.resumable:
+        refused["checkpoint_every"] = ("it saves no checkpoint and cannot resume; "
+                                       "--backend torch can")
+    if launched() and not backend.data_parallel:
+        raise UnsupportedFlag(
+            f"--backend {backend.name} cannot train data-parallel: it runs as one process. "
+            f"Received: --backend {backend.name} under torchrun (WORLD_SIZE="
+            f"{os.environ.get('WORLD_SIZE')}); run it without torchrun or use --backend torch.")
+    for flag, why in refused.items():
         raise UnsupportedFlag(
             f"--{flag.replace('_', '-')} cannot be honoured by --backend {backend.name}: "
             f"{why}. Received: --backend {backend.name} with --{flag.replace('_', '-')}; "
@@ -104,6 +129,15 @@ def check(backend: Backend, config: RunConfig) -> None:
     if config.model.init_vectors is not None:
         vectors.check_file(config.model.init_vectors, config.model.embedding_dim)
     backend.check_ready(config)
+
+
+def saves_checkpoints(backend: Backend, config: RunConfig) -> bool:
+    """Whether a run of ``config`` on ``backend`` saves checkpoints: ``auto`` means where
+    the backend can resume (``--backend torch``), ``never`` never, any other value always
+    (:func:`check` refuses it for a backend that cannot resume)."""
+    if config.train.checkpoint_every == "auto":
+        return backend.resumable
+    return config.train.checkpoint_every != "never"
 
 
 def initial_table(config: RunConfig, vocabulary: list[str],

@@ -36,7 +36,17 @@ import numpy as np
 from embeddings import weights as model_weights
 from embeddings.config import RunConfig
 from embeddings.errors import InvalidInput
-from embeddings.files import atomic_write_bytes, atomic_write_json, claim, holder_pid, sweep
+from embeddings.files import (
+    Claim,
+    atomic_write_bytes,
+    atomic_write_json,
+    claim,
+    holder_pid,
+    sweep,
+    try_lock,
+)
+from embeddings.runs.checkpoint import CHECKPOINT_DIR
+from embeddings.runs.events import LOGS_DIR
 from embeddings.runs.pictures import CURVES_FILE, MAP_FILE, write_pictures
 from embeddings.runs.projector import (
     EVENTS_FILE,
@@ -58,7 +68,6 @@ WEIGHTS_FILE = "model.safetensors"
 VOCABULARY_FILE = "vocabulary.json"
 CONFIG_FILE = "config.json"
 HISTORY_FILE = "history.json"
-LOGS_DIR = "logs"
 
 # Every entry of a run directory, with what it holds (the README's table).
 FILES = {
@@ -76,6 +85,8 @@ FILES = {
                  "converted model, which has no history)",
     MAP_FILE: "the 300 most frequent words on two principal axes, coloured by their score",
     LOGS_DIR: "TensorBoard scalars (logs/train, logs/validation)",
+    CHECKPOINT_DIR: "the latest checkpoint, which --resume DIR continues from: weights, "
+                    "optimizer state, position, random states (--backend torch)",
 }
 
 PAD_TOKEN, OOV_TOKEN = "", "[UNK]"
@@ -113,20 +124,53 @@ def _staging_prefix(out: Path) -> str:
     return f".{out.name}.partial-"
 
 
+class Staging:
+    """A run being written: its hidden staging folder until :meth:`publish` renames it
+    into place (at the end of :func:`staging`, or earlier: a checkpointing run's first
+    checkpoint), then the run directory itself."""
+
+    def __init__(self, out: Path, claimed: Claim) -> None:
+        self.out, self._claimed, self.published = out, claimed, False
+
+    @property
+    def path(self) -> Path:
+        """Where the run's files go now."""
+        return self.out if self.published else self._claimed.path
+
+    def publish(self) -> None:
+        """Rename the staging folder to the run directory (once; later calls do nothing).
+
+        The folder's lock moves with it: until this process ends, ``--resume`` of the run
+        by another process is refused (:func:`locked`).
+
+        Raises:
+            RunExistsError: the run directory appeared meanwhile.
+        """
+        if self.published:
+            return
+        check_new(self.out)
+        if self.out.exists():
+            self.out.rmdir()  # an empty folder, checked just above
+        os.replace(self._claimed.path, self.out)
+        self.published = True
+
+
 @contextlib.contextmanager
-def staged(out: str | os.PathLike[str]) -> Iterator[Path]:
-    """A hidden folder beside ``out`` to fill, renamed to ``out`` when the block succeeds.
+def staging(out: str | os.PathLike[str]) -> Iterator[Staging]:
+    """A hidden folder beside ``out`` to fill, renamed to ``out`` when the block succeeds
+    (or earlier, by :meth:`Staging.publish`).
 
     The folder is claimed (:func:`embeddings.files.claim`): staging left beside ``out`` by
     a killed run is removed first, and a run that another live process is already staging
     for ``out`` is refused before the block starts, so two runs aimed at one ``--out``
-    never both do the work.  On any failure or interruption the folder is removed.
+    never both do the work.  On any failure or interruption an unpublished folder is
+    removed; a published one stays (it is a resumable run).
 
     Args:
         out (str | os.PathLike): the run directory to create.
 
     Yields:
-        Path: the staging folder.
+        Staging: the run being written.
 
     Raises:
         RunExistsError: ``out`` is taken, or being written by another process, before
@@ -144,13 +188,37 @@ def staged(out: str | os.PathLike[str]) -> Iterator[Path]:
                 f"{out}. Received: out={str(out)!r}; wait for it to finish or pass another "
                 "--out."
             )
-        yield claimed.path
-        check_new(out)
-        if out.exists():
-            out.rmdir()  # an empty folder, checked just above
-        os.replace(claimed.path, out)
+        stage = Staging(out, claimed)
+        yield stage
+        stage.publish()
     finally:
         claimed.release()
+
+
+@contextlib.contextmanager
+def staged(out: str | os.PathLike[str]) -> Iterator[Path]:
+    """:func:`staging` for a run written in one go: yields the staging folder's path."""
+    with staging(out) as stage:
+        yield stage.path
+
+
+@contextlib.contextmanager
+def locked(run_dir: Path) -> Iterator[None]:
+    """Hold ``run_dir``'s lock for the block: the one process that may write it.
+
+    Raises:
+        RunExistsError: another live process holds it (a run still training there).
+    """
+    fd = try_lock(run_dir)
+    if fd is None:
+        raise RunExistsError(
+            f"Another process is still training the run in {run_dir}. Received: "
+            f"--resume {run_dir}; wait for it to stop (or stop it: it saves a checkpoint) "
+            "and resume then.")
+    try:
+        yield
+    finally:
+        os.close(fd)
 
 
 def run_config(config: RunConfig, run: Mapping[str, Any]) -> dict[str, Any]:
@@ -291,8 +359,7 @@ class Run:
     @property
     def settings(self) -> RunConfig:
         """The run's settings as a :class:`~embeddings.config.RunConfig`."""
-        return RunConfig.from_dict({k: v for k, v in self.config.items()
-                                    if k not in ("format_version", "run")})
+        return settings_of(self.config)
 
     @property
     def standardize(self) -> str | None:
@@ -319,7 +386,18 @@ def _read_json(path: Path) -> Any:
                              "foreign file; use a run written by embeddings.") from err
 
 
-def _read_config(path: Path) -> dict[str, Any]:
+def settings_of(config: Mapping[str, Any]) -> RunConfig:
+    """The settings recorded in a ``config.json`` (``config``, as read)."""
+    return RunConfig.from_dict({k: v for k, v in config.items()
+                                if k not in ("format_version", "run")})
+
+
+def read_config(path: Path) -> dict[str, Any]:
+    """``config.json`` at ``path``, checked: its format version, sections and fields.
+
+    Raises:
+        RunFormatError: the file is unreadable or malformed (the message names it).
+    """
     raw = _read_json(path)
     if not isinstance(raw, dict):
         raise RunFormatError(f"{path} must hold a JSON object. Received: {type(raw).__name__}")
@@ -331,7 +409,7 @@ def _read_config(path: Path) -> dict[str, Any]:
             "read runs written by a newer one."
         )
     try:
-        RunConfig.from_dict({k: v for k, v in raw.items() if k not in ("format_version", "run")})
+        settings_of(raw)
     except (TypeError, ValueError) as err:
         raise RunFormatError(f"{path}: {err}") from err
     if not isinstance(raw.get("run", {}), dict):
@@ -373,7 +451,7 @@ def load_run(run_dir: str | os.PathLike[str]) -> Run:
                 f"run={str(run_dir)!r}; pass a folder written by `python -m embeddings.train` "
                 "or `python -m embeddings.convert`."
             )
-    config = _read_config(run_dir / CONFIG_FILE)
+    config = read_config(run_dir / CONFIG_FILE)
     arrays = _read_weights(run_dir / WEIGHTS_FILE)
     vocabulary = _read_json(run_dir / VOCABULARY_FILE)
     if not isinstance(vocabulary, list):

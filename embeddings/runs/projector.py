@@ -23,7 +23,6 @@ float32 bit for bit.
 from __future__ import annotations
 
 import os
-import struct
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -32,6 +31,7 @@ from typing import Any
 import numpy as np
 
 from embeddings.files import atomic_write_bytes, atomic_write_text
+from embeddings.runs.events import event_file_bytes
 
 VECTORS_FILE = "vectors.tsv"
 METADATA_FILE = "metadata.tsv"
@@ -148,44 +148,3 @@ def write_vec(out_dir: str | os.PathLike[str], weights: Any,
     lines = [f"{len(rows)} {table.shape[1]}\n"]
     lines += [vocabulary[i] + " " + " ".join(map(str, table[i])) + "\n" for i in rows]
     atomic_write_text(Path(out_dir) / VEC_FILE, "".join(lines))
-
-
-# The event file ----------------------------------------------------------------------
-#
-# One TFRecord holding one ``Event`` proto, as TensorBoard's own writers start every file:
-# ``wall_time`` (field 1, double) and ``file_version`` (field 3, string).  A TFRecord is
-# ``uint64 length, uint32 masked_crc32c(length), data, uint32 masked_crc32c(data)``,
-# little-endian.
-
-_FILE_VERSION = b"brain.Event:2"
-
-
-def _crc32c_table() -> tuple[int, ...]:
-    table = []
-    for n in range(256):
-        crc = n
-        for _ in range(8):
-            crc = (crc >> 1) ^ 0x82F63B78 if crc & 1 else crc >> 1  # Castagnoli, reflected
-        table.append(crc)
-    return tuple(table)
-
-
-_CRC32C_TABLE = _crc32c_table()
-
-
-def masked_crc32c(data: bytes) -> int:
-    """The CRC-32C of ``data``, masked as TFRecord stores it."""
-    crc = 0xFFFFFFFF
-    for byte in data:
-        crc = _CRC32C_TABLE[(crc ^ byte) & 0xFF] ^ (crc >> 8)
-    crc ^= 0xFFFFFFFF
-    return (((crc >> 15) | (crc << 17)) + 0xA282EAD8) & 0xFFFFFFFF
-
-
-def event_file_bytes(wall_time: float) -> bytes:
-    """An event file holding only the version record, stamped ``wall_time`` (seconds)."""
-    event = (b"\x09" + struct.pack("<d", wall_time)
-             + b"\x1a" + bytes([len(_FILE_VERSION)]) + _FILE_VERSION)
-    header = struct.pack("<Q", len(event))
-    return (header + struct.pack("<I", masked_crc32c(header))
-            + event + struct.pack("<I", masked_crc32c(event)))
