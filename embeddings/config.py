@@ -20,6 +20,7 @@ from embeddings.errors import ArgumentParser, InvalidInput
 BACKENDS = ("torch", "keras", "tf")
 DEVICES = ("auto", "cpu", "cuda")
 TABLE_UPDATES = ("dense", "rows")
+PRECISIONS = ("float32", "bf16")
 CHECKPOINT_WHEN = ("auto", "epoch", "never")
 
 
@@ -221,6 +222,15 @@ class TrainConfig:
             "choices": TABLE_UPDATES,
         },
     )
+    precision: str = field(
+        default="float32",
+        metadata={
+            "help": "the embedding lookup's precision: 'bf16' gathers from a bfloat16 copy of "
+            "the table (float32 sums, weights and Adam state; meant for CUDA, the CPU runs it "
+            "on the slower pure-torch path; --backend torch only; docs/precision.md)",
+            "choices": PRECISIONS,
+        },
+    )
     out: str | None = field(
         default=None, metadata={"help": "run directory to create. Default: runs/<timestamp>"}
     )
@@ -242,6 +252,9 @@ class TrainConfig:
         _check(self.table_update in TABLE_UPDATES, "table_update",
                f"must be one of {', '.join(TABLE_UPDATES)}", self.table_update,
                "dense is Keras's Adam (the default); rows updates the touched rows only.")
+        _check(self.precision in PRECISIONS, "precision",
+               f"must be one of {', '.join(PRECISIONS)}", self.precision,
+               "float32 is exact (the default); bf16 looks the embeddings up in bfloat16.")
         _check_int(self.batch_size, "batch_size", 1, MAX_SIZE, "The tutorial uses 1024.")
         _check_int(self.epochs, "epochs", 1, MAX_SIZE, "The tutorial uses 15.")
         _check(isinstance(self.learning_rate, float | int) and math.isfinite(self.learning_rate)

@@ -68,13 +68,17 @@ class SentimentClassifier(nn.Module):
         deterministic (bool | None): a reproducible embedding backward on CUDA (see
             :func:`embeddings.ops.embedding_bag_mean`). Default: ``None``, torch's setting.
         mask_padding (bool): leave id 0 (padding) out of each mean. Default: ``False``.
+        precision (str): the embedding lookup's, ``"float32"`` or ``"bf16"`` (a bfloat16
+            copy of the table, see :class:`~embeddings.ops.MeanEmbedding`). Default:
+            ``"float32"``.
     """
 
     def __init__(self, vocab_size: int, embedding_dim: int = 16, hidden_units: int = 16,
-                 deterministic: bool | None = None, mask_padding: bool = False) -> None:
+                 deterministic: bool | None = None, mask_padding: bool = False,
+                 precision: str = "float32") -> None:
         super().__init__()
         self.embedding = MeanEmbedding(vocab_size, embedding_dim, deterministic,
-                                       mask_zero=mask_padding)
+                                       mask_zero=mask_padding, precision=precision)
         self.dense = Dense(embedding_dim, hidden_units)
         self.dense_1 = Dense(hidden_units, 1)
 

@@ -13,7 +13,11 @@ where ``g2`` is ``g * g`` for dense weights but, for an embedding table whose gr
 TensorFlow delivers per token occurrence, the sum of the squared occurrence gradients:
 the gradient of the table's ``occurrence_squares`` sink (:mod:`embeddings.ops.bag`).
 Square roots are correctly rounded like ``tf.sqrt``.  :func:`adam_update` runs the C,
-Triton or torch kernel for the tensors' device (:mod:`embeddings.ops.dispatch`).
+Triton or torch kernel for the tensors' device (:mod:`embeddings.ops.dispatch`), then
+advances the parameter's version counter as an in-place torch op would (the C and Triton
+kernels write through its address): that is how a ``--precision bf16`` table's lookup copy
+knows to follow it (:meth:`embeddings.ops.MeanEmbedding.lookup_table`); the moments and
+the update stay float32.
 ``torch.optim.Adam`` cannot express this: it adds epsilon after bias correction and
 squares the summed gradient.
 
@@ -42,6 +46,7 @@ from typing import Any
 
 import torch
 from torch import nn
+from torch.autograd.graph import increment_version
 
 from embeddings.config import TABLE_UPDATES, RunConfig
 from embeddings.ops import MeanEmbedding, kernels_for, square_sinks
@@ -102,6 +107,7 @@ def adam_update(param: torch.Tensor, grad: torch.Tensor, grad_sq: torch.Tensor |
     """
     kernels_for(param, grad, grad_sq, m, v).adam_update(
         param, grad, grad_sq, m, v, scalars.alpha, scalars.c1, scalars.c2, scalars.epsilon)
+    increment_version(param)  # written in place, maybe through its address
 
 
 def adam_rows_update(param: torch.Tensor, rows: torch.Tensor, grad: torch.Tensor,
@@ -125,6 +131,7 @@ def adam_rows_update(param: torch.Tensor, rows: torch.Tensor, grad: torch.Tensor
     kernels_for(param, rows, grad, grad_sq, m, v).adam_rows(
         param, rows, grad, grad_sq, m, v, scalars.alpha, scalars.c1, scalars.c2,
         scalars.epsilon, every_row)
+    increment_version(param)  # written in place, maybe through its address
 
 
 def _rows(grad: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:

@@ -80,11 +80,12 @@ def test_excluding_padding_from_the_mean_breaks_parity(
 
     def masked_mean(weight: torch.Tensor, ids: torch.Tensor, offsets: None = None, *,
                     squares: torch.Tensor | None = None, deterministic: bool | None = None,
-                    mask_zero: bool = False, sparse: bool = False) -> torch.Tensor:
+                    mask_zero: bool = False, sparse: bool = False,
+                    lookup: torch.Tensor | None = None) -> torch.Tensor:
         keep = ids != 0
         lengths = keep.sum(1)
         return stock(weight, ids[keep], torch.cumsum(lengths, 0) - lengths, squares=squares,
-                     deterministic=deterministic, sparse=sparse)
+                     deterministic=deterministic, sparse=sparse, lookup=lookup)
 
     monkeypatch.setattr(bag, "embedding_bag_mean", masked_mean)
     ours = _train(imdb_splits, 0)

@@ -123,3 +123,15 @@ def test_table_update_is_a_flag_with_two_choices(capsys: pytest.CaptureFixture[s
     with pytest.raises(ValueError, match="table_update.*must be one of dense, rows. "
                                          "Received: table_update='lazy'"):
         TrainConfig(table_update="lazy")
+
+
+def test_precision_is_a_flag_with_two_choices(capsys: pytest.CaptureFixture[str]) -> None:
+    assert TrainConfig().precision == "float32"  # exact unless asked
+    assert parse_args(["--precision", "bf16"], "p", "d").train.precision == "bf16"
+    with pytest.raises(SystemExit) as err:
+        parse_args(["--precision", "fp16"], "p", "d")
+    assert err.value.code == 2
+    assert "--precision: invalid choice: 'fp16'" in capsys.readouterr().err
+    with pytest.raises(ValueError, match="precision.*must be one of float32, bf16. "
+                                         "Received: precision='fp16'. float32 is exact"):
+        TrainConfig(precision="fp16")

@@ -9,7 +9,8 @@ each use of something that can run code from data:
 * ``builtin-eval``: calling the ``eval``, ``exec`` or ``compile`` builtins (not a name the
   module imports or defines itself);
 * ``torch-load``: ``torch.load`` without ``weights_only=True``;
-* ``numpy-load``: ``np.load``/``numpy.load`` without ``allow_pickle=False``.  The keyword is
+* ``numpy-load``: ``np.load``/``numpy.load`` without ``allow_pickle=False`` (not
+  ``safetensors.numpy.load``, which parses safetensors and never pickles).  The keyword is
   required although NumPy's default has been ``False`` since 1.16.3: it states the intent
   where the file is read, stays safe on an older NumPy, and every call here already has it;
 * ``keras-load-model``: ``keras.saving.load_model``/``keras.models.load_model`` without
@@ -118,7 +119,8 @@ def _call_rules(call: ast.Call, name: str | None, aliases: dict[str, str], defin
             rules.append("pickle-module")
     if _is(name, "torch.load") and not _constant(_argument(call, "weights_only"), True):
         rules.append("torch-load")
-    if _is(name, "numpy.load") and not _constant(_argument(call, "allow_pickle", 2), False):
+    if (_is(name, "numpy.load") and not name.startswith("safetensors.")  # never pickles
+            and not _constant(_argument(call, "allow_pickle", 2), False)):
         rules.append("numpy-load")
     if _is(name, *KERAS_LOADERS) and not _constant(_argument(call, "safe_mode", 3), True):
         rules.append("keras-load-model")
@@ -214,6 +216,8 @@ TWINS = {
                    "import numpy as np\nnp.load('a.npy', allow_pickle=False)\n"),
     "numpy-load:default": ("import numpy\nnumpy.load('a.npz')\n",
                            "import numpy\nnumpy.load('a.npz', None, False)\n"),
+    "numpy-load:safetensors": ("from numpy import load\nload('a.npz')\n",
+                               "from safetensors.numpy import load\nload(data)\n"),
     "keras-load-model": ("import keras\nkeras.saving.load_model('m.keras')\n",
                          "import keras\nkeras.saving.load_model('m.keras', safe_mode=True)\n"),
     "keras-load-model:models": (

@@ -100,6 +100,20 @@ class HonoursEveryFlag:
         return {}
 
 
+def torch_only(config: RunConfig, whose: str) -> dict[str, str]:
+    """``{flag: why}`` for the set flags that only ``--backend torch`` honours:
+    ``--table-update rows`` and ``--precision bf16``, refused by a backend whose layers
+    ``whose`` names (``"Keras's"``, ``"the tutorial's"``)."""
+    refused = {}
+    if config.train.table_update != "dense":
+        refused["table_update"] = (f"{whose} Adam updates every row of the table each step; "
+                                   "the row-wise update is --backend torch's")
+    if config.train.precision != "float32":
+        refused["precision"] = (f"{whose} Embedding looks the table up in float32; the "
+                                "bfloat16 lookup is --backend torch's")
+    return refused
+
+
 class UnsupportedFlag(InvalidInput):
     """A flag the chosen backend cannot honour."""
 

@@ -22,6 +22,7 @@ from embeddings.backends.contract import (
     TrainResult,
     initial_table,
     keras_history_callback,
+    torch_only,
 )
 from embeddings.backends.native import resolve_device
 from embeddings.backends.vectorized import Vectorized, epoch_order, vectorize
@@ -61,16 +62,15 @@ def _epoch_batches(keras: Any, inputs: Vectorized, config: RunConfig) -> Any:
 
 
 class KerasBackend(HonoursEveryFlag):
-    """``--backend keras``: honours every flag but ``--table-update rows``."""
+    """``--backend keras``: honours every flag but ``--table-update rows`` and
+    ``--precision bf16``."""
 
     name = "keras"
 
     def unsupported(self, config: RunConfig) -> dict[str, str]:
-        """``--table-update rows``: Keras's Adam updates every row of the table each step."""
-        if config.train.table_update != "dense":
-            return {"table_update": "Keras's Adam updates every row of the table each step; the "
-                                    "row-wise update is --backend torch's"}
-        return {}
+        """``--table-update rows``: Keras's Adam updates every row of the table each step;
+        ``--precision bf16``: Keras's ``Embedding`` looks the table up in float32."""
+        return torch_only(config, "Keras's")
 
     def check_ready(self, config: RunConfig) -> None:
         from embeddings import keras_model  # noqa: F401 - a missing extra fails here

@@ -201,7 +201,8 @@ class NativeBackend(HonoursEveryFlag):
         model = SentimentClassifier(config.text.vocab_size, config.model.embedding_dim,
                                     config.model.hidden_units,
                                     deterministic=config.train.deterministic or None,
-                                    mask_padding=config.model.mask_padding)
+                                    mask_padding=config.model.mask_padding,
+                                    precision=config.train.precision)
         keras_init_(model, config.train.seed)
         vocabulary = inputs.vectorizer.get_vocabulary()
         if hooks.checkpoints is not None:

@@ -29,6 +29,7 @@ from embeddings.backends.contract import (
     TrainResult,
     initial_table,
     keras_history_callback,
+    torch_only,
 )
 from embeddings.config import RunConfig
 from embeddings.data import Splits, exact_texts, labels, split_order
@@ -82,16 +83,15 @@ def _device(tf: Any, name: str) -> str:
 
 
 class TensorFlowBackend(HonoursEveryFlag):
-    """``--backend tf``: honours every flag but ``--table-update rows``."""
+    """``--backend tf``: honours every flag but ``--table-update rows`` and
+    ``--precision bf16``."""
 
     name = "tf"
 
     def unsupported(self, config: RunConfig) -> dict[str, str]:
-        """``--table-update rows``: the tutorial's Adam updates every row each step."""
-        if config.train.table_update != "dense":
-            return {"table_update": "the tutorial's Adam updates every row of the table each "
-                                    "step; the row-wise update is --backend torch's"}
-        return {}
+        """``--table-update rows``: the tutorial's Adam updates every row each step;
+        ``--precision bf16``: the tutorial's ``Embedding`` looks the table up in float32."""
+        return torch_only(config, "the tutorial's")
 
     def check_ready(self, config: RunConfig) -> None:
         tf, _ = import_tensorflow()

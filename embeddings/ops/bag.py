@@ -44,6 +44,9 @@ from embeddings.ops.dispatch import cuda_kernels, kernels_for
 from embeddings.ops.reference import bag_lengths
 from embeddings.ops.rows import row_sums, sparse_rows
 
+# --precision: the dtype of the table's copy the forward reads (None: the table itself).
+LOOKUP_DTYPES: dict[str, torch.dtype | None] = {"float32": None, "bf16": torch.bfloat16}
+
 
 def resolve_deterministic(deterministic: bool | None, tensor: torch.Tensor) -> bool:
     """``None`` follows ``torch.are_deterministic_algorithms_enabled()``; a CUDA request
@@ -69,11 +72,13 @@ class _BagMean(torch.autograd.Function):
     @staticmethod
     def forward(ctx: Any, weight: torch.Tensor, squares: torch.Tensor | None,
                 ids: torch.Tensor, offsets: torch.Tensor | None,
-                deterministic: bool, mask_zero: bool, sparse: bool) -> torch.Tensor:
+                deterministic: bool, mask_zero: bool, sparse: bool,
+                lookup: torch.Tensor | None) -> torch.Tensor:
         ctx.save_for_backward(ids, offsets)
         ctx.rows, ctx.deterministic, ctx.mask_zero = weight.shape[0], deterministic, mask_zero
         ctx.sparse = sparse
-        return kernels_for(weight, ids, offsets).bag_mean(weight, ids, offsets, mask_zero)
+        read = weight if lookup is None else lookup  # the gradient is weight's either way
+        return kernels_for(read, ids, offsets).bag_mean(read, ids, offsets, mask_zero)
 
     @staticmethod
     def backward(ctx: Any, grad: torch.Tensor) -> tuple[torch.Tensor | None, ...]:
@@ -95,11 +100,11 @@ class _BagMean(torch.autograd.Function):
                                            mask_zero=ctx.mask_zero)
             return (sparse_rows(rows, sums, ctx.rows),
                     None if sums_sq is None else sparse_rows(rows, sums_sq, ctx.rows),
-                    None, None, None, None, None)
+                    None, None, None, None, None, None)
         sums, sums_sq = kernels_for(per_bag, ids, offsets).bag_scatter(
             per_bag, squared, ids, offsets, ctx.rows, squares=want_squares,
             deterministic=ctx.deterministic, mask_zero=ctx.mask_zero)
-        return sums, sums_sq, None, None, None, None, None
+        return sums, sums_sq, None, None, None, None, None, None
 
 
 class _Gather(torch.autograd.Function):
@@ -144,13 +149,18 @@ def scatter_occurrences(rows: torch.Tensor, ids: torch.Tensor, count: int, *,
                                               deterministic=deterministic)
 
 
-def _check_table(weight: torch.Tensor, squares: torch.Tensor | None) -> None:
+def _check_table(weight: torch.Tensor, squares: torch.Tensor | None,
+                 lookup: torch.Tensor | None = None) -> None:
     if squares is not None and squares.shape != weight.shape:
         raise ValueError(
             "squares must have the table's shape: its gradient is the table's per-row sum of "
             f"squared occurrence gradients. Received: squares.shape={tuple(squares.shape)}, "
             f"weight.shape={tuple(weight.shape)}"
         )
+    if lookup is not None and (lookup.shape != weight.shape or lookup.device != weight.device):
+        raise ValueError("lookup must be a copy of the table (its shape, its device). Received: "
+                         f"lookup {tuple(lookup.shape)} on {lookup.device}, weight "
+                         f"{tuple(weight.shape)} on {weight.device}; use weight.bfloat16()")
 
 
 def _int_ids(ids: torch.Tensor) -> torch.Tensor:
@@ -163,7 +173,8 @@ def embedding_bag_mean(weight: torch.Tensor, ids: torch.Tensor,
                        offsets: torch.Tensor | None = None, *,
                        squares: torch.Tensor | None = None,
                        deterministic: bool | None = None,
-                       mask_zero: bool = False, sparse: bool = False) -> torch.Tensor:
+                       mask_zero: bool = False, sparse: bool = False,
+                       lookup: torch.Tensor | None = None) -> torch.Tensor:
     """Average the embedding rows of each bag.
 
     Two layouts, as in ``nn.EmbeddingBag``:
@@ -192,9 +203,12 @@ def embedding_bag_mean(weight: torch.Tensor, ids: torch.Tensor,
             gradient holding the touched rows only (:func:`row_sums`), as
             ``nn.Embedding(sparse=True)`` does, instead of a dense ``(V, D)`` table; the
             same values. Default: ``False``.
+        lookup (torch.Tensor | None): a ``(V, D)`` bfloat16 copy of ``weight`` that the forward
+            reads instead, each row widened to float32 before the sum; the gradients are
+            still ``weight``'s (``--precision bf16``). Default: ``None`` (``weight`` is read).
 
     Returns:
-        torch.Tensor: ``(B, D)`` means.
+        torch.Tensor: ``(B, D)`` means (float32 for a bfloat16 ``lookup``).
 
     Raises:
         ValueError: ids, offsets or squares of the wrong shape, type or order.
@@ -204,7 +218,7 @@ def embedding_bag_mean(weight: torch.Tensor, ids: torch.Tensor,
             deterministic mode (a ``RuntimeError``).
     """
     ids = _int_ids(ids)
-    _check_table(weight, squares)
+    _check_table(weight, squares, lookup)
     exact = resolve_deterministic(deterministic, weight)
     if offsets is None:
         if ids.dim() != 2:
@@ -212,7 +226,7 @@ def embedding_bag_mean(weight: torch.Tensor, ids: torch.Tensor,
                 "ids must be a (batch, length) tensor, or 1-D with offsets. "
                 f"Received: ids.shape={tuple(ids.shape)}, offsets=None"
             )
-        return _BagMean.apply(weight, squares, ids, None, exact, mask_zero, sparse)
+        return _BagMean.apply(weight, squares, ids, None, exact, mask_zero, sparse, lookup)
     if mask_zero:
         raise ValueError("mask_zero applies to dense (batch, length) ids, whose padding is id "
                          "0; ragged bags hold no padding. Received: mask_zero=True with offsets")
@@ -228,7 +242,7 @@ def embedding_bag_mean(weight: torch.Tensor, ids: torch.Tensor,
             f"offsets={offsets.tolist()[:8]}{'...' if len(offsets) > 8 else ''}, "
             f"len(ids)={ids.numel()}"
         )
-    return _BagMean.apply(weight, squares, ids, offsets, exact, False, sparse)
+    return _BagMean.apply(weight, squares, ids, offsets, exact, False, sparse, lookup)
 
 
 def embedding_gather(weight: torch.Tensor, ids: torch.Tensor, *,
@@ -256,7 +270,9 @@ class MeanEmbedding(nn.Module):
     The table is the parameter ``embeddings``, named like the Keras weight.  With
     ``squares`` the module also owns ``occurrence_squares``, the table-shaped parameter
     whose gradient is the per-occurrence squared sum (see the module docstring); it holds
-    no weights, so it is left out of ``state_dict()``.
+    no weights, so it is left out of ``state_dict()``.  With ``precision="bf16"`` the forward
+    reads the buffer ``lookup`` (not in ``state_dict()`` either), the table rounded to
+    bfloat16 (:meth:`lookup_table`); the table, its gradient and the sums stay float32.
 
     Args:
         num_embeddings (int): vocabulary size V.
@@ -268,13 +284,23 @@ class MeanEmbedding(nn.Module):
         sparse (bool): sparse gradients of the touched rows (see
             :func:`embedding_bag_mean`); the attribute ``sparse`` can be switched between
             steps. Default: ``False``.
+        precision (str): ``"float32"``, or ``"bf16"`` for the bfloat16 lookup copy (see
+            above; ``docs/precision.md``). Default: ``"float32"``.
+
+    Raises:
+        ValueError: an unknown ``precision``.
     """
 
     SINK = "occurrence_squares"
+    lookup: torch.Tensor | None
 
     def __init__(self, num_embeddings: int, embedding_dim: int,
                  deterministic: bool | None = None, squares: bool = True,
-                 mask_zero: bool = False, sparse: bool = False) -> None:
+                 mask_zero: bool = False, sparse: bool = False,
+                 precision: str = "float32") -> None:
+        if precision not in LOOKUP_DTYPES:
+            raise ValueError(f"precision must be one of {', '.join(LOOKUP_DTYPES)}. Received: "
+                             f"precision={precision!r}; float32 is exact, bf16 is for CUDA.")
         super().__init__()
         self.mask_zero, self.sparse = mask_zero, sparse
         self.embeddings = nn.Parameter(torch.empty(num_embeddings, embedding_dim))
@@ -282,12 +308,25 @@ class MeanEmbedding(nn.Module):
         self.register_parameter(self.SINK, sink)
         self.deterministic = deterministic
         nn.init.uniform_(self.embeddings, -0.05, 0.05)
+        dtype = LOOKUP_DTYPES[precision]
+        self.register_buffer("lookup", None if dtype is None else torch.empty(
+            num_embeddings, embedding_dim, dtype=dtype), persistent=False)
+        self._rounded_from: tuple[int, int] | None = None  # the table's (address, version)
+
+    def lookup_table(self) -> torch.Tensor | None:
+        """The bfloat16 copy (``None`` in float32 mode), rounded again (to nearest even) once
+        the table has moved or changed in place: a step of :mod:`embeddings.optim`, a load."""
+        state = (self.embeddings.data_ptr(), self.embeddings._version)
+        if self.lookup is not None and state != self._rounded_from:
+            self.lookup.copy_(self.embeddings.detach())
+            self._rounded_from = state
+        return self.lookup
 
     def forward(self, ids: torch.Tensor, offsets: torch.Tensor | None = None) -> torch.Tensor:
         return embedding_bag_mean(self.embeddings, ids, offsets,
                                   squares=getattr(self, self.SINK),
                                   deterministic=self.deterministic, mask_zero=self.mask_zero,
-                                  sparse=self.sparse)
+                                  sparse=self.sparse, lookup=self.lookup_table())
 
     def _save_to_state_dict(self, destination: dict[str, Any], prefix: str,
                             keep_vars: bool) -> None:

@@ -10,7 +10,9 @@ machine without a GPU.
 Forward.  One program per (bag, block of columns) walks the bag's ids and adds the
 rows.  Dense bags keep TensorFlow's four interleaved lanes and tail
 (``reference.tf_order_sum``), ragged bags one running sum in order, so the means equal
-the CPU path's bit for bit.
+the CPU path's bit for bit.  A bfloat16 table (``--precision bf16``'s lookup copy) has
+each row widened to float32 as it is loaded: the sums and the means are float32, in the
+same order, equal to the reference's bit for bit.
 
 Backward, two modes:
 
@@ -37,7 +39,7 @@ import triton.language as tl
 
 from embeddings.ops.cuda_adam import adam_rows as adam_rows
 from embeddings.ops.cuda_adam import adam_update as adam_update
-from embeddings.ops.reference import bag_lengths, bag_of, lane_body, unpadded
+from embeddings.ops.reference import bag_lengths, bag_of, lane_body, sum_dtype, unpadded
 from embeddings.ops.reference import touched_rows as touched_rows
 
 CHUNK = 32  # occurrences per partial sum in the deterministic backward
@@ -72,11 +74,12 @@ def _bag_span(starts, length, RAGGED: tl.constexpr):
 
 
 @triton.jit
-def _row(weight, ids, k, dim, cols, in_dim, MASK: tl.constexpr):
-    """Row ``ids[k]`` of the table (this program's columns); ``+0.0`` for padding under
-    ``MASK``, which then adds nothing, like the C kernel's skip."""
+def _row(weight, ids, k, dim, cols, in_dim, ACC: tl.constexpr, MASK: tl.constexpr):
+    """Row ``ids[k]`` of the table (this program's columns), widened to the sums' dtype
+    ``ACC``; ``+0.0`` for padding under ``MASK``, which then adds nothing, like the C
+    kernel's skip."""
     index = tl.load(ids + k)
-    row = tl.load(weight + index * dim + cols, mask=in_dim, other=0.0)
+    row = tl.load(weight + index * dim + cols, mask=in_dim, other=0.0).to(ACC)
     if MASK:
         row = tl.where(index != 0, row, 0.0)
     return row
@@ -90,32 +93,33 @@ def _bag_mean_forward(weight, ids, starts, counts, out, length, body, dim,
                       RAGGED: tl.constexpr, MASK: tl.constexpr, BLOCK_D: tl.constexpr):
     bag, start, end = _bag_span(starts, length, RAGGED)
     cols, in_dim = _columns(dim, BLOCK_D)
+    ACC: tl.constexpr = out.dtype.element_ty  # the table's dtype, at least float32
     if RAGGED:
-        acc = tl.zeros([BLOCK_D], dtype=out.dtype.element_ty)
+        acc = tl.zeros([BLOCK_D], dtype=ACC)
         for k in range(start, end):
-            acc += tl.load(weight + tl.load(ids + k) * dim + cols, mask=in_dim, other=0.0)
+            acc += _row(weight, ids, k, dim, cols, in_dim, ACC, False)
         total = acc
-        divisor = tl.maximum(end - start, 1).to(out.dtype.element_ty)  # an empty bag gives 0
+        divisor = tl.maximum(end - start, 1).to(ACC)  # an empty bag gives 0
     else:
         # TensorFlow's order (reference.tf_order_sum): four interleaved lanes over the first
         # `body` positions, r = t mod 4, from 0, t increasing; then the tail, one at a time.
-        acc0 = tl.zeros([BLOCK_D], dtype=out.dtype.element_ty)
-        acc1 = tl.zeros([BLOCK_D], dtype=out.dtype.element_ty)
-        acc2 = tl.zeros([BLOCK_D], dtype=out.dtype.element_ty)
-        acc3 = tl.zeros([BLOCK_D], dtype=out.dtype.element_ty)
+        acc0 = tl.zeros([BLOCK_D], dtype=ACC)
+        acc1 = tl.zeros([BLOCK_D], dtype=ACC)
+        acc2 = tl.zeros([BLOCK_D], dtype=ACC)
+        acc3 = tl.zeros([BLOCK_D], dtype=ACC)
         for k in range(start, start + body, 4):
-            acc0 += _row(weight, ids, k, dim, cols, in_dim, MASK)
-            acc1 += _row(weight, ids, k + 1, dim, cols, in_dim, MASK)
-            acc2 += _row(weight, ids, k + 2, dim, cols, in_dim, MASK)
-            acc3 += _row(weight, ids, k + 3, dim, cols, in_dim, MASK)
+            acc0 += _row(weight, ids, k, dim, cols, in_dim, ACC, MASK)
+            acc1 += _row(weight, ids, k + 1, dim, cols, in_dim, ACC, MASK)
+            acc2 += _row(weight, ids, k + 2, dim, cols, in_dim, ACC, MASK)
+            acc3 += _row(weight, ids, k + 3, dim, cols, in_dim, ACC, MASK)
         total = ((acc0 + acc1) + acc2) + acc3
         for k in range(start + body, end):
-            total += _row(weight, ids, k, dim, cols, in_dim, MASK)
+            total += _row(weight, ids, k, dim, cols, in_dim, ACC, MASK)
         if MASK:
-            divisor = tl.load(counts + bag).to(out.dtype.element_ty)  # 0 gives NaN, as TF
+            divisor = tl.load(counts + bag).to(ACC)  # 0 gives NaN, as TF
         else:
-            divisor = length.to(out.dtype.element_ty)
-    if out.dtype.element_ty == tl.float32:
+            divisor = length.to(ACC)
+    if ACC == tl.float32:
         mean = tl.math.div_rn(total, divisor)
     else:  # float64 division is always correctly rounded
         mean = total / divisor
@@ -195,11 +199,12 @@ def bag_mean(weight: torch.Tensor, ids: torch.Tensor, offsets: torch.Tensor | No
     ids cut at ``(B,)`` ``offsets``.
 
     Returns:
-        torch.Tensor: ``(B, D)``, equal bit for bit to the CPU path's.
+        torch.Tensor: ``(B, D)`` in :func:`~embeddings.ops.reference.sum_dtype` (float32 for
+        a bfloat16 table), equal bit for bit to the CPU path's.
     """
     dim = weight.shape[1]
     batch = ids.shape[0] if offsets is None else offsets.shape[0]
-    out = torch.empty(batch, dim, dtype=weight.dtype, device=weight.device)
+    out = torch.empty(batch, dim, dtype=sum_dtype(weight), device=weight.device)
     if batch == 0:
         return out
     block = _block_d(dim)

@@ -4,7 +4,8 @@ It defines the float32 operation order the compiled kernels keep (TensorFlow's):
 the dense mean sums four interleaved lanes, then a tail (:func:`tf_order_sum`), the backward
 accumulates occurrences in order like ``unsorted_segment_sum``, and Adam is Keras's
 formula with a correctly rounded square root (section 7).  It runs wherever neither
-the C kernels (CPU) nor Triton (CUDA) can, and is what the tests compare them with.
+the C kernels (CPU) nor Triton (CUDA) can, and is what the tests compare them with; a
+bfloat16 table (``--precision bf16``'s lookup copy) is one of those cases on the CPU.
 """
 
 from __future__ import annotations
@@ -53,6 +54,12 @@ def tf_order_mean(rows: torch.Tensor) -> torch.Tensor:
     return tf_order_sum(rows) / rows.shape[1]
 
 
+def sum_dtype(weight: torch.Tensor) -> torch.dtype:
+    """The dtype a bag mean of ``weight``'s rows accumulates and returns in: the table's,
+    but at least float32, so a bfloat16 table's rows are widened before they are added."""
+    return torch.promote_types(weight.dtype, torch.float32)
+
+
 def check_ids(ids: torch.Tensor, rows: int) -> None:
     """Raise the error for CPU ids outside a ``rows``-row table, if any are (ids on a GPU
     are not checked: reading the answer would wait for the GPU).
@@ -84,23 +91,25 @@ def bag_mean(weight: torch.Tensor, ids: torch.Tensor, offsets: torch.Tensor | No
     ``(N,)`` ids cut at ``(B,)`` offsets summed in id order; ``(B, D)`` means (an empty
     ragged bag gives zeros).  With ``mask_zero`` (dense only) id 0 is padding: it adds
     nothing and each bag is divided by its count of other ids, as ``Embedding(mask_zero=True)``
-    + ``GlobalAveragePooling1D`` compute it (a bag of padding only gives 0 / 0, NaN).
+    + ``GlobalAveragePooling1D`` compute it (a bag of padding only gives 0 / 0, NaN).  The
+    rows are widened to :func:`sum_dtype` before they are added (bfloat16 sums in float32).
 
     Raises:
         IndexError: a CPU id outside the table.
     """
     check_ids(ids, weight.shape[0])
+    dtype = sum_dtype(weight)
     if offsets is None:
-        rows = F.embedding(ids, weight)  # (B, T) -> (B, T, D)
+        rows = F.embedding(ids, weight).to(dtype)  # (B, T) -> (B, T, D)
         if not mask_zero:
             return tf_order_mean(rows)
         keep = (ids != 0)[:, :, None]  # (B, T, 1)
-        counts = keep.sum(1).to(weight.dtype)  # (B, 1)
+        counts = keep.sum(1).to(dtype)  # (B, 1)
         return tf_order_sum(torch.where(keep, rows, torch.zeros_like(rows))) / counts
     lengths = bag_lengths(ids, offsets)
-    counts = lengths.clamp(min=1).to(weight.dtype)[:, None]  # (B, 1)
-    sums = torch.zeros(len(offsets), weight.shape[1], dtype=weight.dtype, device=weight.device)
-    sums.index_add_(0, bag_of(lengths), F.embedding(ids, weight))  # (N, D) -> (B, D)
+    counts = lengths.clamp(min=1).to(dtype)[:, None]  # (B, 1)
+    sums = torch.zeros(len(offsets), weight.shape[1], dtype=dtype, device=weight.device)
+    sums.index_add_(0, bag_of(lengths), F.embedding(ids, weight).to(dtype))  # (N, D) -> (B, D)
     return sums / counts
 
 
