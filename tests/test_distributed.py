@@ -20,7 +20,7 @@ from safetensors.numpy import load_file
 
 from embeddings.backends import distributed
 from embeddings.backends.distributed import World, shard
-from embeddings.testing import assert_close
+from embeddings.testing import assert_close, torchrun
 
 FLAGS = ["--epochs", "3", "--batch-size", "8", "--vocab-size", "20", "--sequence-length", "12",
          "--device", "cpu", "--learning-rate", "0.01"]
@@ -28,11 +28,12 @@ FLAGS = ["--epochs", "3", "--batch-size", "8", "--vocab-size", "20", "--sequence
 
 def _train(small_imdb: Path, out: Path, *flags: str,
            ranks: int = 1) -> subprocess.CompletedProcess[str]:
-    launch = ([sys.executable, "-m", "torch.distributed.run", "--standalone",
-               f"--nproc_per_node={ranks}"] if ranks > 1 else [sys.executable])
-    return subprocess.run([*launch, "-m", "embeddings.train", *FLAGS, *flags, "--data",
-                           str(small_imdb), "--out", str(out)],
-                          capture_output=True, text=True, timeout=300, check=False)
+    argv = ["-m", "embeddings.train", *FLAGS, *flags, "--data", str(small_imdb), "--out",
+            str(out)]
+    if ranks > 1:
+        return torchrun(argv, ranks=ranks)
+    return subprocess.run([sys.executable, *argv], capture_output=True, text=True,
+                          timeout=300, check=False)
 
 
 def _history(run: Path) -> dict[str, list[float]]:

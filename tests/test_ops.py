@@ -17,7 +17,7 @@ from embeddings.ops import (
     tf_order_mean,
     tf_order_sum,
 )
-from embeddings.testing import assert_close
+from embeddings.testing import assert_close, torchrun
 
 DEVICES = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
 
@@ -420,8 +420,6 @@ def test_ddp_all_reduces_the_sink_like_every_gradient(tmp_path) -> None:  # type
     """Two real gloo processes under torchrun: DDP averages the squared-gradient sink's
     gradient with the others, so each rank holds the mean of the per-rank squared sums."""
     import json
-    import subprocess
-    import sys
 
     from embeddings.model import SentimentClassifier, binary_crossentropy_from_logits, keras_init_
 
@@ -438,9 +436,7 @@ def test_ddp_all_reduces_the_sink_like_every_gradient(tmp_path) -> None:  # type
         alone.append({n: p.grad for n, p in model.named_parameters()})
     script, out = tmp_path / "ddp.py", tmp_path / "grads.json"
     script.write_text(_DDP_SCRIPT)
-    proc = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone",
-                           "--nproc_per_node=2", str(script), str(out), json.dumps(batches)],
-                          capture_output=True, text=True, timeout=300, check=False)
+    proc = torchrun([str(script), str(out), json.dumps(batches)])
     assert proc.returncode == 0, proc.stderr[-3000:]
     reduced = {n: torch.tensor(v) for n, v in json.loads(out.read_text()).items()}
     assert set(reduced) == {"embedding.embeddings", "embedding.occurrence_squares",

@@ -141,6 +141,16 @@ def _sum_rows(grad: torch.Tensor, world: World) -> torch.Tensor:
                                    grad.shape).coalesce()
 
 
+def finish(world: World | None) -> None:
+    """Leave the process group once every rank is done (a gloo peer torn down while another
+    still talks can abort it), so no rank exits with its group alive."""
+    import torch.distributed as dist
+
+    if world is not None and dist.is_initialized():
+        dist.barrier()
+        dist.destroy_process_group()
+
+
 def sum_over_ranks(tensor: torch.Tensor, world: World | None) -> torch.Tensor:
     """``tensor`` summed over the ranks (a copy; ``tensor`` itself without a world)."""
     import torch.distributed as dist

@@ -212,6 +212,7 @@ class NativeBackend(HonoursEveryFlag):
         with torch.no_grad():
             model.embedding.embeddings.copy_(torch.from_numpy(table))
         history = fit(model.to(device), inputs, config, hooks, world)
+        distributed.finish(world)
         weights = {k: v.detach().cpu().numpy() for k, v in model.state_dict().items()}
         return inputs.result(history, weights, str(device), {"torch": torch.__version__},
                              report)
