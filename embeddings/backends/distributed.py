@@ -109,7 +109,7 @@ def reduce_gradients(params: list[torch.nn.Parameter], stop: bool, world: World)
     dist.all_reduce(bucket)
     offset = 0
     for p in dense:
-        p.grad = bucket[offset:offset + p.numel()].view_as(p).clone()
+        p.grad = bucket[offset:offset + p.numel()].view_as(p)  # a view: no second copy
         offset += p.numel()
     for p in params:
         if p.grad is not None and p.grad.is_sparse:

@@ -316,8 +316,10 @@ class MeanEmbedding(nn.Module):
     def lookup_table(self) -> torch.Tensor | None:
         """The bfloat16 copy (``None`` in float32 mode), rounded again (to nearest even) once
         the table has moved or changed in place: a step of :mod:`embeddings.optim`, a load."""
+        if self.lookup is None:  # float32: every forward of training and evaluation
+            return None
         state = (self.embeddings.data_ptr(), self.embeddings._version)
-        if self.lookup is not None and state != self._rounded_from:
+        if state != self._rounded_from:
             self.lookup.copy_(self.embeddings.detach())
             self._rounded_from = state
         return self.lookup
