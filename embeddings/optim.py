@@ -40,9 +40,10 @@ gradient layout that pays (:func:`sparse_pays`).
 from __future__ import annotations
 
 import functools
-from collections.abc import Iterable, Mapping
+import sys
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 import torch
 from torch import nn
@@ -170,6 +171,26 @@ def _touched(grad: torch.Tensor, sink_grad: torch.Tensor | None
     return rows, values, squares
 
 
+_Method = TypeVar("_Method", bound=Callable[..., Any])
+
+
+def _dynamo_free(method: _Method) -> _Method:
+    """``torch.optim.Optimizer``'s ``method`` without its ``torch._dynamo.disable`` wrapper
+    while ``torch._dynamo`` is not loaded, when nothing can be compiling it.
+
+    The wrapper imports ``torch._dynamo`` at its first call: 0.75 s and about 170 MB of
+    a tutorial run, for a guard that has nothing to guard until something imports
+    dynamo (``torch.compile`` does, and then the wrapped method is called as before).
+    """
+    plain = getattr(method, "__wrapped__", method)
+
+    @functools.wraps(method)
+    def call(*args: Any, **kwargs: Any) -> Any:
+        return (method if "torch._dynamo" in sys.modules else plain)(*args, **kwargs)
+
+    return call  # type: ignore[return-value]
+
+
 class KerasAdam(torch.optim.Optimizer):
     """Keras 3's ``Adam`` with its defaults and TensorFlow's sparse second moment.
 
@@ -226,9 +247,14 @@ class KerasAdam(torch.optim.Optimizer):
                                       table_update=table_update))
         self.iterations = 0  # Keras's `optimizer.iterations`: completed steps
 
+    add_param_group = _dynamo_free(torch.optim.Optimizer.add_param_group)
+    _zero_grad = _dynamo_free(torch.optim.Optimizer.zero_grad)
+    _state_dict = _dynamo_free(torch.optim.Optimizer.state_dict)
+    _load_state_dict = _dynamo_free(torch.optim.Optimizer.load_state_dict)
+
     def zero_grad(self, set_to_none: bool = True) -> None:
         """Clear gradients, the squared sums' sinks included."""
-        super().zero_grad(set_to_none)
+        self._zero_grad(set_to_none)
         for sink in self._sinks.values():
             if set_to_none:
                 sink.grad = None
@@ -263,7 +289,7 @@ class KerasAdam(torch.optim.Optimizer):
 
     def state_dict(self) -> dict[str, Any]:
         """The moments and hyper-parameters (torch's layout), plus ``iterations``."""
-        state = super().state_dict()
+        state = self._state_dict()
         state["iterations"] = self.iterations
         return state
 
@@ -276,7 +302,7 @@ class KerasAdam(torch.optim.Optimizer):
         if "iterations" not in state_dict:
             raise ValueError("state_dict has no 'iterations': it was not saved by "
                              f"KerasAdam. Received: keys={sorted(state_dict)}")
-        super().load_state_dict({k: v for k, v in state_dict.items() if k != "iterations"})
+        self._load_state_dict({k: v for k, v in state_dict.items() if k != "iterations"})
         self.iterations = int(state_dict["iterations"])
 
 

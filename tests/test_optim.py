@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import io
+import json
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -131,3 +134,29 @@ def test_a_state_dict_without_iterations_is_refused() -> None:
 def test_bad_hyperparameters_are_named(kwargs: dict, name: str) -> None:
     with pytest.raises(ValueError, match=f"{name} must.*Received: {name}="):
         KerasAdam([torch.nn.Parameter(torch.zeros(1))], **kwargs)
+
+
+def test_torch_dynamo_is_loaded_only_by_whoever_compiles() -> None:
+    """torch.optim.Optimizer's methods import torch._dynamo at their first call (0.75 s of
+    a tutorial run); KerasAdam's skip that wrapper while dynamo is not loaded, and go
+    through it (which marks the wrapped function), with the same results, once something
+    has loaded dynamo."""
+    code = """
+import json, sys, torch
+from embeddings.optim import KerasAdam
+def run():
+    p = torch.nn.Parameter(torch.arange(4.0)); opt = KerasAdam([p], lr=0.1)
+    for _ in range(2):
+        p.grad = torch.ones(4); opt.step(); opt.zero_grad()
+    state = opt.state_dict(); opt.load_state_dict(state)
+    return p.tolist(), state["iterations"]
+def guarded():
+    return [hasattr(getattr(torch.optim.Optimizer, name).__wrapped__, "__dynamo_disable")
+            for name in ("zero_grad", "state_dict", "load_state_dict", "add_param_group")]
+plain = run(); before = ["torch._dynamo" in sys.modules, guarded()]
+import torch._dynamo
+print(json.dumps([before, run() == plain, guarded()]))
+"""
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True, timeout=120)
+    assert json.loads(out.stdout) == [[False, [False] * 4], True, [True] * 4]
