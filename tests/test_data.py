@@ -171,6 +171,65 @@ def test_truncated_tarball_is_an_error_never_a_partial_load(small_imdb: Path, tm
     assert str(path) in str(err.value) and "\n" not in str(err.value)
 
 
+def _deep_tree(tmp_path: Path) -> Path:
+    """Reviews whose names need every tar header kind: a long name (GNU long-name member,
+    pax ``path`` record or ustar prefix), non-ASCII, a space, and a folder under a class."""
+    deep = "/".join(["a-folder-with-a-long-name-" + str(i) for i in range(5)])
+    return write_imdb_tree(tmp_path, {"neg/0_1.txt": "short", f"neg/{deep}/1_2.txt": "deep",
+                                      "neg/caf\u00e9 2_3.txt": b"bytes \xff", "pos/0_9.txt": "",
+                                      f"pos/{deep[:60]}/x.txt": "x" * 3000})
+
+
+@pytest.mark.parametrize("form", [tarfile.USTAR_FORMAT, tarfile.GNU_FORMAT, tarfile.PAX_FORMAT],
+                         ids=["ustar", "gnu", "pax"])
+@pytest.mark.parametrize("compression", ["", "gz", "bz2", "xz"])
+def test_every_tar_format_and_compression_reads_as_the_folder(tmp_path: Path, form: int,
+                                                              compression: str) -> None:
+    """The reader parses tar headers itself: each format tarfile writes, each compression,
+    against the folder read file by file."""
+    base = _deep_tree(tmp_path)
+    path = tmp_path / f"deep.tar.{compression}"
+    with tarfile.open(path, f"w:{compression}", format=form) as tar:
+        tar.add(base, arcname="aclImdb")
+    got = data.read_tarball(path)
+    assert got == data.read_directory(base) and len(got) == 5
+
+
+def test_concatenated_gzip_streams_read_as_one_archive(small_imdb: Path, tmp_path: Path) -> None:
+    """``cat a.gz b.gz`` is one gzip file to gunzip, with zero padding between streams."""
+    whole = make_tarball(small_imdb, tmp_path / "whole.tar", gzip=False)
+    path = tmp_path / "two-streams.tar.gz"
+    path.write_bytes(gzip.compress(whole[:10240], mtime=0) + bytes(8)
+                     + gzip.compress(whole[10240:], mtime=0))
+    assert data.read_tarball(path) == data.read_directory(small_imdb)
+
+
+@pytest.mark.parametrize("field,where", [(slice(148, 149), "checksum"), (slice(0, 1), "name"),
+                                         (slice(124, 125), "size")])
+def test_damaged_header_is_corrupt_never_a_partial_load(small_imdb: Path, tmp_path: Path,
+                                                         field: slice, where: str) -> None:
+    """A header whose checksum no longer matches, after a byte of ``where`` changed, ends
+    the read with an error (``tarfile`` would stop there and return the members before)."""
+    whole = bytearray(make_tarball(small_imdb, tmp_path / "whole.tar", gzip=False))
+    with tarfile.open(tmp_path / "whole.tar") as tar:
+        review = [m for m in tar.getmembers() if m.name.endswith(".txt")][25]
+    at = review.offset + field.start
+    whole[at] = (whole[at] + 1) % 256 or 1
+    path = tmp_path / "damaged.tar"
+    path.write_bytes(bytes(whole))
+    with pytest.raises(data.DataSourceError, match="truncated or corrupt .*checksum"):
+        data.read_tarball(path)
+
+
+def test_damaged_first_header_is_not_a_tar_archive(small_imdb: Path, tmp_path: Path) -> None:
+    whole = bytearray(make_tarball(small_imdb, tmp_path / "whole.tar", gzip=False))
+    whole[0] ^= 0x40
+    path = tmp_path / "damaged.tar"
+    path.write_bytes(bytes(whole))
+    with pytest.raises(data.DataSourceError, match="is not a tar archive"):
+        data.read_tarball(path)
+
+
 @pytest.mark.parametrize("name", ["../evil.txt", "/etc/neg/0_1.txt",
                                   "aclImdb/train/neg/../../../up.txt"])
 def test_unsafe_member_name_refuses_the_archive(small_imdb: Path, tmp_path: Path,
