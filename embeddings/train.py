@@ -208,7 +208,7 @@ def _train(config: RunConfig, backend: backends.Backend, folder: Callable[[], Pa
                          seed=config.data.split_seed, batch_size=config.train.batch_size,
                          text_column=config.data.text_column,
                          label_column=config.data.label_column)
-    _check_memory(config, len(splits.train) + len(splits.val))
+    _check_memory(config, sum(splits.sizes()))
     if checkpoints is not None and checkpoints.latest is None:
         checkpoints.first_save = lambda where: _write_start(
             where, config, splits.source, backend.name, checkpoints.vocabulary or [])

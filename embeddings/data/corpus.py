@@ -26,6 +26,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from embeddings import arrow
 from embeddings.data.order import split_indices, tfdata_order
 
 if TYPE_CHECKING:
@@ -51,11 +52,12 @@ class Corpus:
         return len(self.labels)
 
     @classmethod
-    def of_subsets(cls, train: datasets.Dataset, val: datasets.Dataset) -> Corpus:
-        """The two subsets stacked, training rows first, each in its own order (IMDb's)."""
-        texts = pa.chunked_array([c for ds in (train, val) for c in _lossless(ds).chunks],
+    def of_subsets(cls, train: pa.Table, val: pa.Table) -> Corpus:
+        """IMDb's two subsets (Arrow tables with ``text``, ``raw`` and ``label``) stacked,
+        training rows first, each in its own order."""
+        texts = pa.chunked_array([c for t in (train, val) for c in _lossless(t).chunks],
                                  pa.large_binary())
-        labels = np.concatenate([dataset_labels(ds) for ds in (train, val)])
+        labels = np.concatenate([arrow.to_numpy(t["label"]) for t in (train, val)]).astype(np.int64)
         return cls(texts, labels, np.arange(len(train)), np.arange(len(train), len(labels)))
 
     def layout(self) -> tuple[np.ndarray, np.ndarray]:
@@ -127,13 +129,12 @@ def _as_bytes(texts: pa.ChunkedArray) -> list[bytes]:
     return texts.cast(binary).to_pylist()
 
 
-def _lossless(dataset: datasets.Dataset) -> pa.ChunkedArray:
+def _lossless(table: pa.Table) -> pa.ChunkedArray:
     """IMDb's lossless texts as Arrow: the ``raw`` bytes of a file that is not valid UTF-8,
     else its ``text``."""
-    columns = dataset.with_format("arrow")
-    text = columns["text"].cast(pa.large_binary())
-    raw = columns["raw"] if "raw" in dataset.column_names else None
-    if raw is None or raw.null_count == len(raw):  # every text valid UTF-8: no copy
+    text = table["text"].cast(pa.large_binary())
+    raw = table["raw"]
+    if raw.null_count == len(raw):  # every text valid UTF-8: no copy
         return text
     return pc.if_else(pc.is_null(raw), text, raw.cast(pa.large_binary()))
 

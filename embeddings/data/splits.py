@@ -18,13 +18,16 @@ chunks.
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import numpy as np
+import pyarrow as pa
 
+from embeddings import arrow
 from embeddings.data.columns import corpus_source, read_corpus
 from embeddings.data.corpus import Corpus, split_rows
 from embeddings.data.reviews import CLASSES, DataSourceError, Review
@@ -37,17 +40,8 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 
-def _to_dataset(reviews: list[Review]) -> datasets.Dataset:
-    """The reviews as an in-memory dataset (see the module's docstring for the columns).
-
-    The texts go into Arrow as one buffer, without a Python string each, and the dataset
-    gets a random fingerprint instead of one hashed from its contents: for the 25,000
-    training reviews ``Dataset.from_dict`` took 0.78 s and 226 MB more at its peak, this
-    0.20 s and 49 MB (measured on the same contents)."""
-    import datasets
-    import pyarrow as pa
-    from datasets.fingerprint import generate_random_fingerprint
-
+def _to_table(reviews: list[Review]) -> pa.Table:
+    """The reviews as an Arrow table (see the module's docstring for the columns)."""
     texts: list[bytes] = []  # valid UTF-8: the file's bytes, else its U+FFFD rendering
     raws: list[bytes | None] = []
     for r in reviews:
@@ -58,10 +52,22 @@ def _to_dataset(reviews: list[Review]) -> datasets.Dataset:
         except UnicodeDecodeError:
             texts.append(r.raw.decode("utf-8", "replace").encode())
             raws.append(r.raw)
-    offsets = np.zeros(len(texts) + 1, dtype=np.int64)  # (N + 1,)
-    np.cumsum([len(t) for t in texts], out=offsets[1:])
-    text = pa.Array.from_buffers(pa.large_binary(), len(texts),
-                                 [None, pa.py_buffer(offsets), pa.py_buffer(b"".join(texts))])
+    return pa.table({
+        "text": arrow.binary(texts).cast(pa.string()),  # checked UTF-8
+        "label": arrow.numbers(np.fromiter((r.label for r in reviews), np.int64, len(reviews))),
+        "path": arrow.binary([r.path.encode() for r in reviews]).cast(pa.string()),
+        "raw": arrow.binary(raws).cast(pa.binary()),
+    })
+
+
+def _as_dataset(table: pa.Table) -> datasets.Dataset:
+    """A :func:`_to_table` table as an in-memory dataset, with a random fingerprint instead
+    of one hashed from its contents: for the 25,000 training reviews
+    ``Dataset.from_dict`` took 0.78 s and 226 MB more at its peak, this 0.20 s and 49 MB
+    (measured on the same contents)."""
+    import datasets
+    from datasets.fingerprint import generate_random_fingerprint
+
     features = datasets.Features(
         {
             "text": datasets.Value("string"),
@@ -70,10 +76,6 @@ def _to_dataset(reviews: list[Review]) -> datasets.Dataset:
             "raw": datasets.Value("binary"),
         }
     )
-    table = pa.table({"text": text.cast(pa.string()),  # checked UTF-8; fails past 2 GiB
-                      "label": pa.array([r.label for r in reviews], pa.int64()),
-                      "path": pa.array([r.path for r in reviews], pa.string()),
-                      "raw": pa.array(raws, pa.binary())})
     return datasets.Dataset(datasets.table.InMemoryTable(table),
                             info=datasets.DatasetInfo(features=features),
                             fingerprint=generate_random_fingerprint())
@@ -94,17 +96,41 @@ def exact_texts(dataset: datasets.Dataset) -> list[str | bytes]:
 
 @dataclass(frozen=True)
 class Splits:
-    """The tutorial's two subsets of the labelled reviews, each in pass-0 order."""
+    """The tutorial's two subsets of the labelled reviews, each in pass-0 order.
 
-    train: datasets.Dataset
-    val: datasets.Dataset
+    ``train`` and ``val`` are :class:`datasets.Dataset` objects.  IMDb's are made from their
+    Arrow tables at first use: training reads :meth:`rows` alone, and importing
+    ``datasets`` would cost a tutorial run 0.45 s and 60 MB."""
+
+    subsets: tuple[pa.Table, pa.Table] | tuple[datasets.Dataset, datasets.Dataset]
     source: str  # where the reviews came from
     corpus: Corpus | None = None  # a user corpus: all its rows, memory-mapped
 
+    @functools.cached_property
+    def train(self) -> datasets.Dataset:
+        """The training subset."""
+        return _dataset(self.subsets[0])
+
+    @functools.cached_property
+    def val(self) -> datasets.Dataset:
+        """The validation subset."""
+        return _dataset(self.subsets[1])
+
+    def sizes(self) -> tuple[int, int]:
+        """How many training and validation rows."""
+        return len(self.subsets[0]), len(self.subsets[1])
+
     def rows(self) -> Corpus:
         """Both subsets' rows as one :class:`Corpus`, to be read in chunks."""
-        return self.corpus if self.corpus is not None else Corpus.of_subsets(self.train,
-                                                                             self.val)
+        if self.corpus is not None:
+            return self.corpus
+        train, val = self.subsets
+        assert isinstance(train, pa.Table) and isinstance(val, pa.Table)  # IMDb's
+        return Corpus.of_subsets(train, val)
+
+
+def _dataset(subset: pa.Table | datasets.Dataset) -> datasets.Dataset:
+    return _as_dataset(subset) if isinstance(subset, pa.Table) else subset
 
 
 def load_splits(
@@ -153,8 +179,8 @@ def load_splits(
         log.info("Corpus %s: %d training and %d validation rows", corpus.name,
                  len(train_rows), len(val_rows))
         files = tuple(f["filename"] for f in rows.cache_files)  # none: held in memory
-        return Splits(rows.select(train_rows, keep_in_memory=True),
-                      rows.select(val_rows, keep_in_memory=True), corpus.name,
+        return Splits((rows.select(train_rows, keep_in_memory=True),
+                       rows.select(val_rows, keep_in_memory=True)), corpus.name,
                       Corpus(rows.with_format("arrow")["text"], labels, train_rows, val_rows,
                              files, text_column))
     if (text_column, label_column) != ("text", "label"):
@@ -163,10 +189,10 @@ def load_splits(
             "have none to choose. Received: text_column={text_column!r}, "
             f"label_column={label_column!r}; drop them, or use --data with a corpus file.")
     reviews, where = read_source(source)
-    subsets = [_to_dataset([reviews[i] for i in rows])
-               for rows in split_rows(len(reviews), validation_split, seed, batch_size)]
-    log.info("IMDb from %s: %d training and %d validation reviews", where, *map(len, subsets))
-    return Splits(subsets[0], subsets[1], where)
+    train, val = (_to_table([reviews[i] for i in rows])
+                  for rows in split_rows(len(reviews), validation_split, seed, batch_size))
+    log.info("IMDb from %s: %d training and %d validation reviews", where, len(train), len(val))
+    return Splits((train, val), where)
 
 
 def load_test(source: str | os.PathLike[str] | None = None) -> tuple[datasets.Dataset, str]:
@@ -194,7 +220,7 @@ def load_test(source: str | os.PathLike[str] | None = None) -> tuple[datasets.Da
             "test reviews.")
     reviews, where = read_source(source, subset="test")
     log.info("IMDb test split from %s: %d reviews", where, len(reviews))
-    return _to_dataset(reviews), where
+    return _as_dataset(_to_table(reviews)), where
 
 
 def load_imdb(

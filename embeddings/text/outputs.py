@@ -14,6 +14,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from embeddings import arrow
 from embeddings.text import chunks, native
 from embeddings.text.tokens import NGRAM_SEPARATOR, Rows
 
@@ -21,9 +22,9 @@ from embeddings.text.tokens import NGRAM_SEPARATOR, Rows
 def ids_of(rows: Rows, index: pa.Array, start: int, int_mode: bool) -> np.ndarray:
     """Ids of the flat tokens: learned tokens (``index``) from ``start``, others the OOV id
     ``start - 1``; ``''`` (the mask) is 0 in ``int`` mode and -1 (dropped) in the others."""
-    found = pc.index_in(rows.values, value_set=index).fill_null(-1)
-    ids = found.to_numpy(zero_copy_only=False).astype(np.int64) + start
-    mask = pc.equal(pc.binary_length(rows.values), 0).to_numpy(zero_copy_only=False)
+    found = pc.index_in(rows.values, value_set=index)  # null: not learned
+    ids = arrow.to_numpy(found, fill=-1).astype(np.int64) + start
+    mask = arrow.to_numpy(pc.binary_length(rows.values)) == 0
     ids[mask] = 0 if int_mode else -1
     return ids
 

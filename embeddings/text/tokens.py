@@ -26,6 +26,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from embeddings import arrow
 from embeddings.text import native
 
 TextLike = str | bytes
@@ -176,10 +177,6 @@ class Rows:
         return np.diff(self.offsets)
 
 
-def _binary(items: Sequence[bytes]) -> pa.Array:
-    return pa.array(items, pa.large_binary())
-
-
 def _strings(values: Any, encoding: str) -> list[bytes]:
     """A callable's result (array or nested sequence of str/bytes) as flat bytes."""
     out = np.asarray(values, dtype=object).ravel().tolist()
@@ -224,25 +221,26 @@ def split(texts: Texts, standardized: list[bytes], mode: str | Callable[..., Any
     shape = texts.shape
     if mode is None:
         if len(shape) <= 1:  # one row: the strings themselves (Keras's dense path)
-            return Rows(_binary(standardized), np.array([0, len(standardized)], np.int64),
+            return Rows(arrow.binary(standardized), np.array([0, len(standardized)], np.int64),
                         batched=False, scalar=not shape)
         n, k = shape
-        return Rows(_binary(standardized), np.arange(n + 1, dtype=np.int64) * k, batched=True)
+        return Rows(arrow.binary(standardized), np.arange(n + 1, dtype=np.int64) * k, batched=True)
     if len(shape) == 2 and shape[1] != 1:
         raise ValueError("When splitting strings the input must have rank 1 or a last axis "
                          f"of 1. Received: shape={shape}")
     batched = bool(shape)
     if mode == "whitespace":
-        docs = pa.array(standardized, pa.large_binary()).view(pa.large_string())
+        docs = arrow.binary(standardized).view(pa.large_string())
         lists = pc.ascii_split_whitespace(pc.ascii_trim_whitespace(docs))
-        offsets = lists.offsets.to_numpy().astype(np.int64)
+        offsets = arrow.to_numpy(lists.offsets).astype(np.int64)
         values = lists.values.view(pa.large_binary())
-        empty = pc.equal(pc.binary_length(values), 0)  # Arrow splits '' into [''], TF into []
-        if pc.any(empty).as_py():
+        # Arrow splits '' into [''], TF into []
+        empty = arrow.to_numpy(pc.binary_length(values)) == 0
+        if empty.any():
             lengths = np.diff(offsets)
             row_of = np.repeat(np.arange(len(lengths)), lengths)
-            keep = ~empty.to_numpy(zero_copy_only=False)
-            values = values.filter(pa.array(keep))
+            keep = ~empty
+            values = values.filter(arrow.numbers(keep))
             offsets = native.offsets(np.bincount(row_of[keep], minlength=len(lengths)).tolist(),
                                len(lengths))
         return Rows(values, offsets - offsets[0], batched)
@@ -257,7 +255,7 @@ def split(texts: Texts, standardized: list[bytes], mode: str | Callable[..., Any
                              f"Received: {len(result)} lists for {len(standardized)} strings")
         rows = [_strings(list(r), encoding) for r in result]
     flat = [t for r in rows for t in r]
-    return Rows(_binary(flat), native.offsets(map(len, rows), len(rows)), batched)
+    return Rows(arrow.binary(flat), native.offsets(map(len, rows), len(rows)), batched)
 
 
 def ngrams(rows: Rows, widths: tuple[int, ...]) -> Rows:
@@ -271,12 +269,12 @@ def ngrams(rows: Rows, widths: tuple[int, ...]) -> Rows:
     pieces, piece_rows = [], []
     for width in widths:
         starts = np.nonzero(position + width <= row_end)[0]  # grams inside one row
-        parts = [rows.values.take(pa.array(starts + k)) for k in range(width)]
+        parts = [rows.values.take(arrow.numbers(starts + k)) for k in range(width)]
         pieces.append(parts[0] if width == 1 else pc.binary_join_element_wise(
-            *parts, pa.scalar(NGRAM_SEPARATOR, pa.large_binary())))
+            *parts, arrow.binary([NGRAM_SEPARATOR])[0]))
         piece_rows.append(row_of[starts])
     flat_rows = np.concatenate(piece_rows) if piece_rows else np.zeros(0, np.int64)
     order = np.argsort(flat_rows, kind="stable")  # by row; widths and positions kept in order
-    values = pa.concat_arrays(pieces).take(pa.array(order)) if pieces else _binary([])
+    values = pa.concat_arrays(pieces).take(arrow.numbers(order)) if pieces else arrow.binary([])
     counts = np.bincount(flat_rows, minlength=n_rows)
     return Rows(values, native.offsets(counts.tolist(), n_rows), rows.batched, rows.scalar)

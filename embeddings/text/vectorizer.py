@@ -30,6 +30,7 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 
+from embeddings import arrow
 from embeddings.text import arguments, chunks, native, outputs, tokens
 from embeddings.text import vocabulary as vocab_lib
 from embeddings.text.arguments import OUTPUT_MODES
@@ -117,7 +118,7 @@ class TextVectorization:
         self._learned: list[bytes] = []
         self._has_vocabulary = False  # TensorFlow's lookup table starts uninitialized
         self.idf_weights: np.ndarray | None = None
-        self._index: pa.Array = pa.array([], pa.large_binary())
+        self._index: pa.Array = arrow.binary([])
         self._table: native.VocabularyTable | None = None
         if vocabulary is not None:
             self.set_vocabulary(vocabulary, idf_weights)
@@ -299,7 +300,7 @@ class TextVectorization:
         self._frozen_size = size
         self._has_vocabulary = True
         self._learned = learned
-        self._index = pa.array(learned, pa.large_binary())
+        self._index = arrow.binary(learned)
         self._table = None  # built on the first compiled call
 
     def get_vocabulary(self, include_special_tokens: bool = True) -> list[str]:

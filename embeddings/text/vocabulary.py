@@ -21,6 +21,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from embeddings import arrow
 from embeddings.text.tokens import Rows, to_bytes
 
 PAD_TOKEN = ""
@@ -45,14 +46,14 @@ class Counts:
             self.num_documents += len(rows.lengths)
             return
         encoded = pc.dictionary_encode(rows.values)
-        index = encoded.indices.to_numpy(zero_copy_only=False).astype(np.int64)
+        index = arrow.to_numpy(encoded.indices).astype(np.int64)
         size = len(encoded.dictionary)
         columns = {"token": encoded.dictionary,
-                   "count": pa.array(np.bincount(index, minlength=size))}
+                   "count": arrow.numbers(np.bincount(index, minlength=size))}
         if self.documents:
             row_of = np.repeat(np.arange(len(rows.lengths), dtype=np.int64), rows.lengths)
-            pairs = pc.unique(pa.array(row_of * size + index)).to_numpy()  # (row, token) once
-            columns["documents"] = pa.array(np.bincount(pairs % size, minlength=size))
+            pairs = pc.unique(arrow.numbers(row_of * size + index)).to_numpy()  # (row, token) once
+            columns["documents"] = arrow.numbers(np.bincount(pairs % size, minlength=size))
         self.parts.append(pa.table(columns))
         self.num_documents += len(rows.lengths)
         self._compact()
@@ -64,9 +65,9 @@ class Counts:
         disjoint sets of tokens (one table), else each is a part that :meth:`ranked` merges."""
         for group in [counted] if disjoint else [[c] for c in counted]:
             columns = {"token": pa.chunked_array([c[0] for c in group], pa.large_binary()),
-                       "count": pa.chunked_array([pa.array(c[1]) for c in group], pa.int64())}
+                       "count": pa.chunked_array([arrow.numbers(c[1]) for c in group], pa.int64())}
             if self.documents:
-                columns["documents"] = pa.chunked_array([pa.array(c[2]) for c in group],
+                columns["documents"] = pa.chunked_array([arrow.numbers(c[2]) for c in group],
                                                         pa.int64())
             self.parts.append(pa.table(columns))
         self.num_documents += num_documents
@@ -81,11 +82,11 @@ class Counts:
         table = pa.concat_tables(self.parts)
         if len(self.parts) > 1:  # the same token counted in several batches: add them up
             encoded = pc.dictionary_encode(table["token"]).combine_chunks()
-            index = encoded.indices.to_numpy(zero_copy_only=False)
+            index = arrow.to_numpy(encoded.indices)
             size = len(encoded.dictionary)
             # float64 sums of integers are exact below 2**53 occurrences
             table = pa.table({"token": encoded.dictionary, **{
-                name: pa.array(np.bincount(index, weights=table[name].to_numpy(),
+                name: arrow.numbers(np.bincount(index, weights=arrow.to_numpy(table[name]),
                                            minlength=size).astype(np.int64))
                 for name in table.column_names if name != "token"}})
         return table
@@ -101,20 +102,20 @@ class Counts:
         """The learned tokens, most frequent first (ties: greater bytes first), at most
         ``limit``; and their document counts when counting documents."""
         table = self._merged()
-        specials = pa.array([_PAD, _OOV], pa.large_binary())
+        specials = arrow.binary([_PAD, _OOV])
         table = table.filter(pc.invert(pc.is_in(table["token"], value_set=specials)))
         if limit is not None and limit < len(table):
             # Only tokens counted as often as the limit-th most frequent can enter.
-            counts = table["count"].to_numpy()
+            counts = arrow.to_numpy(table["count"])
             floor = np.partition(counts, len(counts) - limit)[len(counts) - limit]
-            table = table.filter(pa.array(counts >= floor))
+            table = table.filter(arrow.numbers(counts >= floor))
         order = pc.sort_indices(table, sort_keys=[("count", "descending"),
                                                   ("token", TIE_ORDER)])
         if limit is not None:
             order = order[:limit]
         table = table.take(order)
         tokens = table["token"].to_pylist()
-        documents = table["documents"].to_numpy() if self.documents else None
+        documents = arrow.to_numpy(table["documents"]) if self.documents else None
         return tokens, documents
 
 
