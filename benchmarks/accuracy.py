@@ -52,17 +52,15 @@ import statistics
 import subprocess
 import sys
 import tempfile
-import threading
-import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from benchmarks import common
-from benchmarks.common import stats
+from benchmarks.common import MIB, spawn, stats
 from embeddings.data import read_source
-from embeddings.errors import ArgumentParser, InvalidInput, MissingExtra, cli
+from embeddings.errors import ArgumentParser, MissingExtra, cli
 
 # Defaults.
 PRESETS = ("tutorial", "bigrams")
@@ -73,8 +71,7 @@ FASTTEXT = {"fasttext": {"wordNgrams": 1, "epoch": 5},
             "fasttext-bigrams": {"wordNgrams": 2, "epoch": 10}}
 BASELINE = "fasttext-bigrams"
 RESERVED_TRAIN_FLAGS = ("--preset", "--data", "--out")  # set per case by this benchmark
-TIMEOUT_S = 3 * 3600  # one training or scoring process
-MIB = 1024  # ru_maxrss is in KiB on Linux
+TIMEOUT_S = common.PROCESS_TIMEOUT_S  # one training or scoring process
 REPO = common.REPO
 
 
@@ -127,65 +124,6 @@ def fasttext_case(name: str, data: str, threads: int) -> Case:
             "--word-ngrams", str(params["wordNgrams"]), "--epoch", str(params["epoch"]),
             "--threads", str(threads), "--seed", "0"]
     return Case(name, "fasttext", argv)
-
-
-@dataclass(frozen=True)
-class Process:
-    """A finished process: wall seconds to its end (or to its marker line), peak RSS and
-    the JSON lines it printed."""
-
-    wall_s: float
-    peak_rss_kib: int
-    events: list[dict[str, Any]]
-
-
-def spawn(argv: Sequence[str], log: Path, marker: str | None = None) -> Process:
-    """Run ``argv`` from the repository, its output to ``log``, and measure it.
-
-    Args:
-        argv (Sequence[str]): the command.
-        log (Path): file for stderr (and stdout when ``marker`` is ``None``).
-        marker (str | None): stop the clock when a stdout JSON line has this ``event``
-            instead of at the exit; stdout is then read here. Default: ``None``.
-
-    Returns:
-        Process: the measurement and the JSON lines of stdout (none without a ``marker``).
-
-    Raises:
-        InvalidInput: the command refused its input (exit status 2); its message is kept.
-        RuntimeError: it failed otherwise, or never printed ``marker``.
-    """
-    events: list[dict[str, Any]] = []
-    stopped = None
-    with open(log, "wb") as sink:
-        start = time.perf_counter()
-        proc = subprocess.Popen(argv, cwd=REPO, stdout=subprocess.PIPE if marker else sink,
-                                stderr=sink, text=marker is not None)
-        watchdog = threading.Timer(TIMEOUT_S, proc.kill)
-        watchdog.start()
-        try:
-            for line in proc.stdout or ():
-                if line.startswith("{"):
-                    events.append(json.loads(line))
-                    if stopped is None and events[-1].get("event") == marker:
-                        stopped = time.perf_counter()
-            _, status, usage = os.wait4(proc.pid, 0)
-            end = time.perf_counter()
-            proc.returncode = os.waitstatus_to_exitcode(status)  # reaped here, not by Popen
-        finally:
-            watchdog.cancel()
-            if proc.returncode is None:  # interrupted: leave no training behind
-                proc.kill()
-                proc.wait()
-            if proc.stdout is not None:
-                proc.stdout.close()
-    if proc.returncode != 0:
-        tail = log.read_text(errors="replace").strip().splitlines()[-3:] or ["no output"]
-        what = f"{shlex.join(argv)} exited with status {proc.returncode}: {' '.join(tail)}"
-        raise InvalidInput(what) if proc.returncode == 2 else RuntimeError(what)
-    if marker is not None and stopped is None:
-        raise RuntimeError(f"{shlex.join(argv)} printed no {marker!r} line; see {log}")
-    return Process((stopped or end) - start, int(usage.ru_maxrss), events)
 
 
 def score_run(run: Path, data: str) -> tuple[float, dict[str, Any]]:

@@ -9,6 +9,8 @@
   thread pools);
 * :func:`write_json` writes a report atomically (temporary file in the same
   folder, then ``os.replace``), creating missing folders;
+* :func:`spawn` runs a command in its own process and measures its wall time and peak
+  resident set size;
 * :func:`default_out` names a report ``benchmarks/reports/<name>-<host>-<date>.json``.
 """
 
@@ -16,13 +18,18 @@ from __future__ import annotations
 
 import datetime
 import importlib.metadata
+import json
 import os
 import platform
+import shlex
 import socket
 import statistics
 import subprocess
 import sys
-from collections.abc import Callable, Sequence
+import threading
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -30,9 +37,12 @@ import numpy as np
 import torch
 from torch.utils import benchmark
 
+from embeddings.errors import InvalidInput
 from embeddings.files import atomic_write_json
 
 REPO = Path(__file__).resolve().parents[1]
+PROCESS_TIMEOUT_S = 3 * 3600  # one measured process (spawn)
+MIB = 1024  # ru_maxrss is in KiB on Linux
 REPORTS = REPO / "benchmarks" / "reports"
 # Variables that change thread counts, how idle OpenMP threads wait (two OpenMP runtimes
 # in one process, torch's libgomp and a system one, spin against each other) or allocation.
@@ -233,3 +243,64 @@ def write_json(path: str | os.PathLike[str], report: dict[str, Any]) -> None:
         report (dict[str, Any]): JSON-ready mapping.
     """
     atomic_write_json(path, report)
+
+
+@dataclass(frozen=True)
+class Process:
+    """A finished process: wall seconds to its end (or to its marker line), peak RSS and
+    the JSON lines it printed."""
+
+    wall_s: float
+    peak_rss_kib: int
+    events: list[dict[str, Any]]
+
+
+def spawn(argv: Sequence[str], log: Path, marker: str | None = None,
+          env: Mapping[str, str] | None = None) -> Process:
+    """Run ``argv`` from the repository, its output to ``log``, and measure it.
+
+    Args:
+        argv (Sequence[str]): the command.
+        log (Path): file for stderr (and stdout when ``marker`` is ``None``).
+        marker (str | None): stop the clock when a stdout JSON line has this ``event``
+            instead of at the exit; stdout is then read here. Default: ``None``.
+        env (Mapping[str, str] | None): its environment. Default: ``None`` (this one's).
+
+    Returns:
+        Process: the measurement and the JSON lines of stdout (none without a ``marker``).
+
+    Raises:
+        InvalidInput: the command refused its input (exit status 2); its message is kept.
+        RuntimeError: it failed otherwise, or never printed ``marker``.
+    """
+    events: list[dict[str, Any]] = []
+    stopped = None
+    with open(log, "wb") as sink:
+        start = time.perf_counter()
+        proc = subprocess.Popen(argv, cwd=REPO, stdout=subprocess.PIPE if marker else sink,
+                                stderr=sink, text=marker is not None, env=env)
+        watchdog = threading.Timer(PROCESS_TIMEOUT_S, proc.kill)
+        watchdog.start()
+        try:
+            for line in proc.stdout or ():
+                if line.startswith("{"):
+                    events.append(json.loads(line))
+                    if stopped is None and events[-1].get("event") == marker:
+                        stopped = time.perf_counter()
+            _, status, usage = os.wait4(proc.pid, 0)
+            end = time.perf_counter()
+            proc.returncode = os.waitstatus_to_exitcode(status)  # reaped here, not by Popen
+        finally:
+            watchdog.cancel()
+            if proc.returncode is None:  # interrupted: leave no training behind
+                proc.kill()
+                proc.wait()
+            if proc.stdout is not None:
+                proc.stdout.close()
+    if proc.returncode != 0:
+        tail = log.read_text(errors="replace").strip().splitlines()[-3:] or ["no output"]
+        what = f"{shlex.join(argv)} exited with status {proc.returncode}: {' '.join(tail)}"
+        raise InvalidInput(what) if proc.returncode == 2 else RuntimeError(what)
+    if marker is not None and stopped is None:
+        raise RuntimeError(f"{shlex.join(argv)} printed no {marker!r} line; see {log}")
+    return Process((stopped or end) - start, int(usage.ru_maxrss), events)

@@ -37,7 +37,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from benchmarks import common
-from benchmarks.accuracy import MIB, spawn
+from benchmarks.common import MIB, spawn
 from embeddings.data import read_source
 from embeddings.errors import ArgumentParser, cli
 

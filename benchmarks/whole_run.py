@@ -1,0 +1,225 @@
+"""The tutorial's whole run, as a user starts it: process wall time and peak memory of
+``python -m embeddings.train``, backend by backend.
+
+Usage::
+
+    python -m benchmarks.whole_run [--data aclImdb-train.tar.gz] [--backends torch,keras,tf]
+                                   [--repeats 5] [--train-args "..."] [--tf-python PATH]
+                                   [--out REPORT.json]
+
+Each case is ``python -m embeddings.train --backend NAME --data DATA --out DIR`` plus
+``--train-args`` (split as a shell would; the tutorial's defaults without it), in its own
+process started with :class:`subprocess.Popen`.  Its wall time runs from that start to
+the process's exit: interpreter start, imports, reading and splitting the reviews,
+adapting and vectorizing, the 15 epochs with their checkpoints, writing the run
+directory (pictures included) and the interpreter's exit.  Its peak memory is the
+process's peak resident set size (``ru_maxrss`` of :func:`os.wait4`).  ``--repeats``
+rounds run every case once each, in order, so that a slow spell of the machine touches
+every case alike.
+
+``tf`` runs under ``--tf-python`` (default ``$EMBEDDINGS_TF_PYTHON``, else this
+interpreter), without ``KERAS_BACKEND`` in its environment; where that interpreter cannot
+import TensorFlow the case is reported as skipped, with the reason.
+
+The JSON report (default ``benchmarks/reports/whole-run-<host>-<date>.json``) holds the
+environment, the data (its description, with the archive's SHA-256), and per case
+(``cases.<backend>``) the command, wall-time statistics (``wall``: median, min, max, IQR
+and every time) and peak memory (MiB: the largest of the repetitions, and each);
+``summary`` gives each case's median time and peak memory over ``torch``'s.  Timings are
+reported, never asserted.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shlex
+import subprocess
+import sys
+import tempfile
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from benchmarks import common
+from benchmarks.common import MIB, spawn, stats
+from embeddings.config import BACKENDS
+from embeddings.data import read_source
+from embeddings.errors import ArgumentParser, cli
+
+REPEATS = 5
+RESERVED_TRAIN_FLAGS = ("--backend", "--data", "--out")  # set per case by this benchmark
+
+
+def _tf_python(given: str | None) -> tuple[str, str | None]:
+    """The interpreter for ``tf``, and why it cannot run (``None`` when it can)."""
+    python = given or os.environ.get("EMBEDDINGS_TF_PYTHON") or sys.executable
+    try:
+        failed = subprocess.run([python, "-c", "import tensorflow"], capture_output=True,
+                                env=_tf_env(), check=False).returncode != 0
+    except OSError:  # no such interpreter
+        failed = True
+    if failed:
+        return python, (f"skipped: {python} cannot import tensorflow; pass --tf-python with "
+                        "the interpreter of an environment that has the tf extra")
+    return python, None
+
+
+def _tf_env() -> dict[str, str]:
+    """This environment without ``KERAS_BACKEND`` (TensorFlow aborts under ``torch``)."""
+    return {k: v for k, v in os.environ.items() if k != "KERAS_BACKEND"}
+
+
+def command(backend: str, python: str, data: str, train_args: Sequence[str],
+            out: str) -> list[str]:
+    """The training command of one case."""
+    return [python, "-m", "embeddings.train", "--backend", backend, "--data", data,
+            "--out", out, *train_args]
+
+
+def run(args: argparse.Namespace) -> int:
+    """Check the data, measure every case ``args.repeats`` times, write and print."""
+    data = str(Path(args.data).expanduser().resolve()) \
+        if Path(args.data).expanduser().exists() else args.data
+    reviews, source = read_source(data)  # refuses an unusable source before measuring
+    pythons = {b: sys.executable for b in args.backends}
+    skipped: dict[str, str] = {}
+    if "tf" in pythons:
+        pythons["tf"], why = _tf_python(args.tf_python)
+        if why is not None:
+            skipped["tf"] = why
+    measured = [b for b in args.backends if b not in skipped]
+    walls: dict[str, list[float]] = {b: [] for b in measured}
+    peaks: dict[str, list[int]] = {b: [] for b in measured}
+    out = args.out or common.default_out("whole-run")
+    env = common.environment()
+    load_before = os.getloadavg()
+    with tempfile.TemporaryDirectory(prefix="bench-whole-run-") as tmp:
+        for repeat in range(args.repeats):
+            for backend in measured:
+                run_dir = Path(tmp) / f"{backend}-{repeat}"
+                process = spawn(command(backend, pythons[backend], data, args.train_args,
+                                        str(run_dir)),
+                                Path(tmp) / f"{backend}-{repeat}.log",
+                                env=_tf_env() if backend == "tf" else None)
+                walls[backend].append(process.wall_s)
+                peaks[backend].append(process.peak_rss_kib)
+                print(f"[{repeat + 1}/{args.repeats}] {backend}: {process.wall_s:.2f} s, peak "
+                      f"{process.peak_rss_kib / MIB:.0f} MiB", file=sys.stderr, flush=True)
+    cases: dict[str, dict[str, Any]] = {}
+    for backend in args.backends:
+        if backend in skipped:
+            cases[backend] = {"skipped": skipped[backend]}
+            continue
+        cases[backend] = {
+            "command": shlex.join(command(backend, pythons[backend], data, args.train_args,
+                                          f"<tmpdir>/{backend}-<i>")),
+            "wall": stats(walls[backend]),
+            "peak_rss_mib": max(peaks[backend]) / MIB,
+            "peak_rss_mib_each": [k / MIB for k in peaks[backend]],
+        }
+    report = {
+        "benchmark": "whole_run",
+        "environment": env,
+        "data": {"source": source, "reviews": len(reviews)},
+        "config": {
+            "backends": args.backends, "repeats": args.repeats, "train_args": args.train_args,
+            "order": "interleaved: every case once per round, in the order of backends",
+            "wall": "time.perf_counter from Popen to the process's exit",
+            "peak_rss": "ru_maxrss of os.wait4, MiB; max over repeats",
+        },
+        "cases": cases,
+        "summary": summary(cases),
+        "loadavg": {"before": load_before, "after": os.getloadavg()},
+    }
+    common.write_json(out, report)
+    for line in table(report):
+        print(line)
+    print(f"report: {out}")
+    return 0
+
+
+def summary(cases: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    """Each measured case's median time and peak memory over ``torch``'s (``None``
+    without a ``torch`` case)."""
+    measured = {name: c for name, c in cases.items() if "wall" in c}
+    base = measured.get("torch")
+    return {
+        "wall_ratio_to_torch": {n: c["wall"]["median_s"] / base["wall"]["median_s"]
+                                if base else None for n, c in measured.items()},
+        "peak_rss_ratio_to_torch": {n: c["peak_rss_mib"] / base["peak_rss_mib"]
+                                    if base else None for n, c in measured.items()},
+    }
+
+
+def table(report: dict[str, Any]) -> list[str]:
+    """One line per case: median, min and max seconds, peak MiB, ratio to torch."""
+    ratios = report["summary"]["wall_ratio_to_torch"]
+    lines = [f"{'backend':<8} {'median s':>9} {'min s':>8} {'max s':>8} {'peak MiB':>9}  "
+             "/torch"]
+    for name, c in report["cases"].items():
+        if "wall" not in c:
+            lines.append(f"{name:<8} {c['skipped']}")
+            continue
+        wall, ratio = c["wall"], ratios.get(name)
+        lines.append(f"{name:<8} {wall['median_s']:9.2f} {wall['min_s']:8.2f} "
+                     f"{wall['max_s']:8.2f} {c['peak_rss_mib']:9.0f}  "
+                     + ("n/a" if ratio is None else f"{ratio:.2f}x"))
+    return lines
+
+
+def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
+    """Parse the command line (see the module docstring).
+
+    Raises:
+        SystemExit: an unknown flag or a bad value (status 2; the valid flags are listed).
+    """
+    parser = ArgumentParser(prog="python -m benchmarks.whole_run",
+                            description=__doc__.splitlines()[0])
+    parser.add_argument("--data", default=os.environ.get("EMBEDDINGS_DATA") or None,
+                        help="aclImdb folder or tarball (default: $EMBEDDINGS_DATA)")
+    parser.add_argument("--backends", default="torch,keras,tf",
+                        help=f"comma-separated, of {', '.join(BACKENDS)} (default: torch,keras,tf)")
+    parser.add_argument("--repeats", type=int, default=REPEATS,
+                        help=f"rounds of every case (default: {REPEATS})")
+    parser.add_argument("--train-args", default="",
+                        help="more flags for every run, as one shell line, e.g. "
+                             "'--epochs 5' (one flag alone: --train-args=--deterministic)")
+    parser.add_argument("--tf-python", default=None,
+                        help="interpreter for the tf case (default: $EMBEDDINGS_TF_PYTHON, "
+                             "else this one)")
+    parser.add_argument("--out", type=Path, default=None,
+                        help="report path (default: benchmarks/reports/whole-run-<host>-"
+                             "<date>.json)")
+    args = parser.parse_args(argv)
+    if args.data is None:
+        parser.error("--data is required: an aclImdb folder or tarball. Received: no --data "
+                     "and no EMBEDDINGS_DATA; pass --data aclImdb_v1.tar.gz")
+    if args.repeats < 1:
+        parser.error(f"--repeats must be at least 1. Received: --repeats={args.repeats}")
+    backends = list(dict.fromkeys(b.strip() for b in args.backends.split(",") if b.strip()))
+    unknown = [b for b in backends if b not in BACKENDS]
+    if unknown or not backends:
+        parser.error(f"--backends takes a comma-separated list of {', '.join(BACKENDS)}. "
+                     f"Received: --backends={args.backends!r}")
+    args.backends = backends
+    try:
+        args.train_args = shlex.split(args.train_args)
+    except ValueError as err:
+        parser.error(f"--train-args must split as a shell line ({err}). "
+                     f"Received: --train-args={args.train_args!r}")
+    reserved = [a for a in args.train_args if a.split("=")[0] in RESERVED_TRAIN_FLAGS]
+    if reserved:
+        parser.error(f"--train-args must not set {', '.join(RESERVED_TRAIN_FLAGS)}: each "
+                     f"case sets them. Received: {' '.join(reserved)}; use --backends and "
+                     "--data")
+    return args
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Parse the command line and run the benchmark."""
+    return cli(lambda: run(parse_args(argv)))
+
+
+if __name__ == "__main__":
+    sys.exit(main())
