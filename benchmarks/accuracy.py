@@ -288,15 +288,8 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         parser.error(f"--presets must not use fastText's case names {', '.join(FASTTEXT)}. "
                      f"Received: --presets={args.presets}")
     args.presets = presets
-    try:
-        args.train_args = shlex.split(args.train_args)
-    except ValueError as err:
-        parser.error(f"--train-args must split as a shell line ({err}). "
-                     f"Received: --train-args={args.train_args!r}")
-    reserved = [a for a in args.train_args if a.split("=")[0] in RESERVED_TRAIN_FLAGS]
-    if reserved:
-        parser.error(f"--train-args must not set {', '.join(RESERVED_TRAIN_FLAGS)}: each "
-                     f"case sets them. Received: {' '.join(reserved)}; use --presets and --data")
+    args.train_args = common.train_args(parser, args.train_args, RESERVED_TRAIN_FLAGS,
+                                        "--presets and --data")
     return args
 
 

@@ -9,6 +9,7 @@
   thread pools);
 * :func:`write_json` writes a report atomically (temporary file in the same
   folder, then ``os.replace``), creating missing folders;
+* :func:`train_args` parses a benchmark's ``--train-args`` (flags for every training run);
 * :func:`spawn` runs a command in its own process and measures its wall time and peak
   resident set size;
 * :func:`default_out` names a report ``benchmarks/reports/<name>-<host>-<date>.json``.
@@ -16,6 +17,7 @@
 
 from __future__ import annotations
 
+import argparse
 import datetime
 import importlib.metadata
 import json
@@ -243,6 +245,23 @@ def write_json(path: str | os.PathLike[str], report: dict[str, Any]) -> None:
         report (dict[str, Any]): JSON-ready mapping.
     """
     atomic_write_json(path, report)
+
+
+def train_args(parser: argparse.ArgumentParser, line: str, reserved: Sequence[str],
+               instead: str) -> list[str]:
+    """A benchmark's ``--train-args`` as a list: ``line`` split as a shell would, refused
+    (``parser.error``, exit 2) when it does not split or sets a flag of ``reserved``,
+    which the benchmark sets per case (``instead`` names its own flags for them)."""
+    try:
+        args = shlex.split(line)
+    except ValueError as err:
+        parser.error(f"--train-args must split as a shell line ({err}). "
+                     f"Received: --train-args={line!r}")
+    taken = [a for a in args if a.split("=")[0] in reserved]
+    if taken:
+        parser.error(f"--train-args must not set {', '.join(reserved)}: each case sets them. "
+                     f"Received: {' '.join(taken)}; use {instead}")
+    return args
 
 
 @dataclass(frozen=True)
