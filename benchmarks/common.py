@@ -9,6 +9,7 @@
   thread pools);
 * :func:`write_json` writes a report atomically (temporary file in the same
   folder, then ``os.replace``), creating missing folders;
+* :func:`phases` reads the seconds of a training run's phases off its log;
 * :func:`train_args` parses a benchmark's ``--train-args`` (flags for every training run);
 * :func:`spawn` runs a command in its own process and measures its wall time and peak
   resident set size;
@@ -23,6 +24,7 @@ import importlib.metadata
 import json
 import os
 import platform
+import re
 import shlex
 import socket
 import statistics
@@ -245,6 +247,27 @@ def write_json(path: str | os.PathLike[str], report: dict[str, Any]) -> None:
         report (dict[str, Any]): JSON-ready mapping.
     """
     atomic_write_json(path, report)
+
+
+# Lines of python -m embeddings.train's log.
+RATE_LINE = re.compile(r"^(adapt|vectorize): (\d+) reviews in ([\d.]+) s", re.M)
+EPOCH_LINE = re.compile(r"^Epoch \d+/\d+ - ([\d.]+)s", re.M)
+READ_LINE = re.compile(r"^(?:IMDb from|Corpus) .*, read in ([\d.]+) s$", re.M)
+WROTE_LINE = re.compile(r"^Wrote .* in ([\d.]+)s$", re.M)
+
+
+def phases(log: str) -> dict[str, float | None]:
+    """Seconds of a training run's phases from its log (``None`` for a line it lacks):
+    ``read`` (reading and splitting the reviews), ``adapt``, ``vectorize``, ``epochs``
+    (their sum, each with its validation) and ``in_process`` (from after the command
+    line's parsing to the run directory written: the process's time less Python's start,
+    the first imports and the exit)."""
+    rates = {step: float(s) for step, _, s in RATE_LINE.findall(log)}
+    epochs = [float(s) for s in EPOCH_LINE.findall(log)]
+    read, wrote = READ_LINE.search(log), WROTE_LINE.search(log)
+    return {"read": float(read[1]) if read else None, "adapt": rates.get("adapt"),
+            "vectorize": rates.get("vectorize"), "epochs": sum(epochs) if epochs else None,
+            "in_process": float(wrote[1]) if wrote else None}
 
 
 def train_args(parser: argparse.ArgumentParser, line: str, reserved: Sequence[str],

@@ -47,9 +47,7 @@ SEED = 0
 EPOCHS = 1
 ROW_GROUP = 50_000
 RUNS = ("first", "cached")
-_RATE = re.compile(r"^(adapt|vectorize): (\d+) reviews in ([\d.]+) s", re.M)
 _SPLIT = re.compile(r"^Corpus .*: (\d+) training and (\d+) validation rows", re.M)
-_EPOCH = re.compile(r"^Epoch \d+/\d+ - ([\d.]+)s", re.M)
 
 
 def make_corpus(data: str, path: Path, rows: int, seed: int) -> dict[str, Any]:
@@ -89,14 +87,14 @@ def rates(log: str) -> dict[str, Any]:
     Raises:
         RuntimeError: the log lacks one of the lines.
     """
-    found = {step: (int(n), float(s)) for step, n, s in _RATE.findall(log)}
+    found = {step: (int(n), float(s)) for step, n, s in common.RATE_LINE.findall(log)}
     split = _SPLIT.search(log)
-    epochs = [float(s) for s in _EPOCH.findall(log)]
+    epochs = [float(s) for s in common.EPOCH_LINE.findall(log)]
     if set(found) != {"adapt", "vectorize"} or split is None or not epochs:
         raise RuntimeError("the run's log lacks its adapt, vectorize, split or epoch lines")
     train = int(split[1])
-    out = {step: {"reviews": n, "seconds": s, "reviews_per_s": n / s}
-           for step, (n, s) in found.items()}
+    out: dict[str, Any] = {step: {"reviews": n, "seconds": s, "reviews_per_s": n / s}
+                           for step, (n, s) in found.items()}
     out["train"] = {"reviews": train * len(epochs), "seconds": sum(epochs),
                     "reviews_per_s": train * len(epochs) / sum(epochs), "epochs_s": epochs}
     return out

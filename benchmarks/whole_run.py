@@ -24,7 +24,9 @@ import TensorFlow the case is reported as skipped, with the reason.
 The JSON report (default ``benchmarks/reports/whole-run-<host>-<date>.json``) holds the
 environment, the data (its description, with the archive's SHA-256), and per case
 (``cases.<backend>``) the command, wall-time statistics (``wall``: median, min, max, IQR
-and every time) and peak memory (MiB: the largest of the repetitions, and each);
+and every time), peak memory (MiB: the largest of the repetitions, and each) and the
+median seconds of the phases the run logs (``phases_s``: :func:`benchmarks.common.phases`;
+``None`` where a backend's log lacks the line, as ``tf``'s epoch lines);
 ``summary`` gives each case's median time and peak memory over ``torch``'s.  Timings are
 reported, never asserted.
 """
@@ -34,6 +36,7 @@ from __future__ import annotations
 import argparse
 import os
 import shlex
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -91,6 +94,7 @@ def run(args: argparse.Namespace) -> int:
     measured = [b for b in args.backends if b not in skipped]
     walls: dict[str, list[float]] = {b: [] for b in measured}
     peaks: dict[str, list[int]] = {b: [] for b in measured}
+    logs: dict[str, list[dict[str, float | None]]] = {b: [] for b in measured}
     out = args.out or common.default_out("whole-run")
     env = common.environment()
     load_before = os.getloadavg()
@@ -98,10 +102,11 @@ def run(args: argparse.Namespace) -> int:
         for repeat in range(args.repeats):
             for backend in measured:
                 run_dir = Path(tmp) / f"{backend}-{repeat}"
+                log = Path(tmp) / f"{backend}-{repeat}.log"
                 process = spawn(command(backend, pythons[backend], data, args.train_args,
-                                        str(run_dir)),
-                                Path(tmp) / f"{backend}-{repeat}.log",
+                                        str(run_dir)), log,
                                 env=_tf_env() if backend == "tf" else None)
+                logs[backend].append(common.phases(log.read_text(errors="replace")))
                 walls[backend].append(process.wall_s)
                 peaks[backend].append(process.peak_rss_kib)
                 print(f"[{repeat + 1}/{args.repeats}] {backend}: {process.wall_s:.2f} s, peak "
@@ -117,6 +122,8 @@ def run(args: argparse.Namespace) -> int:
             "wall": stats(walls[backend]),
             "peak_rss_mib": max(peaks[backend]) / MIB,
             "peak_rss_mib_each": [k / MIB for k in peaks[backend]],
+            "phases_s": {name: _median([p[name] for p in logs[backend]])
+                         for name in logs[backend][0]},
         }
     report = {
         "benchmark": "whole_run",
@@ -137,6 +144,11 @@ def run(args: argparse.Namespace) -> int:
         print(line)
     print(f"report: {out}")
     return 0
+
+
+def _median(values: list[float | None]) -> float | None:
+    """The median of a phase over the repetitions, ``None`` where a log lacked it."""
+    return None if None in values else statistics.median(v for v in values if v is not None)
 
 
 def summary(cases: dict[str, dict[str, Any]]) -> dict[str, Any]:

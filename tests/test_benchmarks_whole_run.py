@@ -41,6 +41,10 @@ def test_each_repeat_is_timed_and_measured_and_tf_without_tensorflow_is_skipped(
         t > 0.2 for t in torch_case["wall"]["times_s"])  # a whole interpreter, torch imported
     assert len(torch_case["peak_rss_mib_each"]) == 2 and torch_case["peak_rss_mib"] > 100
     assert "--backend torch" in torch_case["command"] and "--epochs 1" in torch_case["command"]
+    phases = torch_case["phases_s"]  # read off the runs' logs
+    assert set(phases) == {"read", "adapt", "vectorize", "epochs", "in_process"}
+    assert all(v is not None and v >= 0 for v in phases.values())
+    assert phases["in_process"] < min(torch_case["wall"]["times_s"])
     assert "cannot import tensorflow" in report["cases"]["tf"]["skipped"]
     assert report["summary"]["wall_ratio_to_torch"] == {"torch": 1.0}
     assert "sha256" in report["data"]["source"] and report["data"]["reviews"] == 40
@@ -61,3 +65,16 @@ def test_the_command_is_the_users_training_command() -> None:
     assert whole_run.command("keras", "py", "d.tar.gz", ["--epochs", "2"], "o") == [
         "py", "-m", "embeddings.train", "--backend", "keras", "--data", "d.tar.gz",
         "--out", "o", "--epochs", "2"]
+
+
+def test_phases_are_read_off_a_training_log() -> None:
+    from benchmarks import common
+
+    log = ("IMDb from x.tar.gz (sha256 ab): 16 training and 4 validation reviews, read in 0.41 s\n"
+           "adapt: 16 reviews in 0.15 s (100 reviews/s)\nvectorize: 20 reviews in 0.10 s (200 "
+           "reviews/s)\nEpoch 1/2 - 0.09s - loss: 0.6886\nEpoch 2/2 - 0.03s - loss: 0.6736\n"
+           "Wrote runs/x in 2.5s\n")
+    got = common.phases(log)
+    assert got == {"read": 0.41, "adapt": 0.15, "vectorize": 0.10,
+                   "epochs": pytest.approx(0.12), "in_process": 2.5}
+    assert common.phases("Epoch 1/2 - 0.09s\n")["read"] is None

@@ -21,6 +21,7 @@ from __future__ import annotations
 import functools
 import logging
 import os
+import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -173,11 +174,12 @@ def load_splits(
         )
     source = source if source is not None else os.environ.get("EMBEDDINGS_DATA") or None
     corpus = None if source is None else corpus_source(source)
+    start = time.perf_counter()
     if corpus is not None:
         rows, labels = read_corpus(corpus, text_column, label_column)
         train_rows, val_rows = split_rows(len(rows), validation_split, seed, batch_size)
-        log.info("Corpus %s: %d training and %d validation rows", corpus.name,
-                 len(train_rows), len(val_rows))
+        log.info("Corpus %s: %d training and %d validation rows, read in %.2f s", corpus.name,
+                 len(train_rows), len(val_rows), time.perf_counter() - start)
         files = tuple(f["filename"] for f in rows.cache_files)  # none: held in memory
         return Splits((rows.select(train_rows, keep_in_memory=True),
                        rows.select(val_rows, keep_in_memory=True)), corpus.name,
@@ -191,7 +193,8 @@ def load_splits(
     reviews, where = read_source(source)
     train, val = (_to_table([reviews[i] for i in rows])
                   for rows in split_rows(len(reviews), validation_split, seed, batch_size))
-    log.info("IMDb from %s: %d training and %d validation reviews", where, len(train), len(val))
+    log.info("IMDb from %s: %d training and %d validation reviews, read in %.2f s", where,
+             len(train), len(val), time.perf_counter() - start)
     return Splits((train, val), where)
 
 
