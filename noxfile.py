@@ -76,10 +76,10 @@ def parity_live(session: nox.Session) -> None:
 def bench(session: nox.Session) -> None:
     """Benchmarks that write JSON reports to benchmarks/reports (not a default session).
 
-    TensorFlow's cases run too (the tf extra); the vectorizer, epoch and step benchmarks
-    read IMDb from EMBEDDINGS_DATA. ``python -m benchmarks.accuracy --data LABELLED`` needs
-    the test reviews too, so it runs apart. Extra arguments go to the hot-loop benchmark
-    (``nox -s bench -- --device cuda``). Compare two reports with
+    TensorFlow's cases run too (the tf extra); the vectorizer, epoch, step and whole-run
+    benchmarks read IMDb from EMBEDDINGS_DATA. ``python -m benchmarks.accuracy --data
+    LABELLED`` needs the test reviews too, so it runs apart. Extra arguments go to the
+    hot-loop benchmark (``nox -s bench -- --device cuda``). Compare two reports with
     ``python -m benchmarks.compare A.json B.json``.
     """
     _install(session, "bench", "tf")
@@ -87,3 +87,4 @@ def bench(session: nox.Session) -> None:
     session.run("python", "-m", "benchmarks.hotloop", *session.posargs)
     session.run("python", "-m", "benchmarks.epoch")
     session.run("python", "-m", "benchmarks.step")
+    session.run("python", "-m", "benchmarks.whole_run")
