@@ -30,7 +30,7 @@ def lint(session: nox.Session) -> None:
 
 @nox.session
 def typecheck(session: nox.Session) -> None:
-    """mypy on the package (untyped definitions are errors)."""
+    """mypy on the package and the benchmarks (untyped definitions are errors)."""
     _install(session, "lint")
     session.run("mypy")
 

@@ -286,7 +286,7 @@ def _forward_cases(shape_name: str, ids: torch.Tensor, weight: torch.Tensor,
     """``(impl, {phase: timing}, check)`` of the forward and backward phases' impls."""
     ref_weight = weight.clone().requires_grad_()
     ref_out = embedding_mean(ids, ref_weight)
-    reference = (ref_out.detach(), _grad(ref_out, ref_weight, upstream, retain=False))
+    reference = (ref_out.detach(), _grad(ref_out, (ref_weight,), upstream, retain=False))
     del ref_weight, ref_out
     out = []
     for impl in (i for i in args.impls if i in IMPLS):
