@@ -221,14 +221,17 @@ def test_damaged_header_is_corrupt_never_a_partial_load(small_imdb: Path, tmp_pa
         data.read_tarball(path)
 
 
-def test_the_archive_is_never_held_inflated(small_imdb: Path, tmp_path: Path) -> None:
+@pytest.mark.parametrize("compression", ["gz", ""])
+def test_the_archive_is_never_held_inflated(small_imdb: Path, tmp_path: Path,
+                                            compression: str) -> None:
     """The Stanford tarball inflates to 0.5 GB, mostly members that are not read
     (``unsup/``, ``test/``): the reader inflates it piece by piece and skips their data.
-    Here 64 MiB of zeros in ``unsup/`` (64 KiB gzipped) must not be held at once."""
+    Here 64 MiB of zeros in ``unsup/`` (64 KiB gzipped) must not be held at once, beyond
+    the archive's own bytes."""
     import tracemalloc
 
-    path = tmp_path / "big.tar.gz"
-    with tarfile.open(path, "w:gz") as tar:
+    path = tmp_path / f"big.tar.{compression}"
+    with tarfile.open(path, f"w:{compression}") as tar:
         tar.add(small_imdb, arcname="aclImdb")
         add_member(tar, "aclImdb/train/unsup/0_0.txt", bytes(64 << 20))
     tracemalloc.start()
@@ -238,7 +241,8 @@ def test_the_archive_is_never_held_inflated(small_imdb: Path, tmp_path: Path) ->
     finally:
         tracemalloc.stop()
     assert reviews == data.read_directory(small_imdb)
-    assert peak < 16 << 20, f"{peak / 2**20:.1f} MiB held at once"
+    held = peak - path.stat().st_size
+    assert held < 16 << 20, f"{held / 2**20:.1f} MiB held at once beyond the archive"
 
 
 def test_damaged_first_header_is_not_a_tar_archive(small_imdb: Path, tmp_path: Path) -> None:

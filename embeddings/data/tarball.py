@@ -103,15 +103,16 @@ def _review_member(member: _Member, archive: str,
 def _inflated(blob: bytes) -> Iterator[bytes]:
     """The tar bytes inside ``blob``, :data:`_PIECE` bytes at a time: gzip, bzip2 or xz
     (read by Python's own readers, as ``tarfile`` does: several streams, a checked
-    length and checksum), or ``blob`` itself.  The whole archive is never held inflated:
-    the Stanford tarball holds 0.5 GB of tar, mostly members that are not read.
+    length and checksum), or ``blob`` itself when it is not compressed.  The whole
+    archive is never held inflated: the Stanford tarball holds 0.5 GB of tar, mostly
+    members that are not read.
 
     Raises:
         _Corrupt: the compressed data is damaged or ends early.
     """
     opener = next((open_ for magic, open_ in _STREAMS if blob.startswith(magic)), None)
-    if opener is None:
-        yield blob
+    if opener is None:  # an uncompressed archive
+        yield from (blob[at:at + _PIECE] for at in range(0, len(blob), _PIECE))
         return
     produced = False
     with opener(io.BytesIO(blob)) as stream:
@@ -152,7 +153,8 @@ class _Tar:
     def read(self, size: int) -> bytes:
         """The next ``size`` bytes (fewer only where the archive ends)."""
         count = self._fill(size)
-        out = bytes(self._buffer[self._at:self._at + count])
+        with memoryview(self._buffer) as view:  # one copy, not two
+            out = bytes(view[self._at:self._at + count])
         self._at += count
         self.offset += count
         return out
