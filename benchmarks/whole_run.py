@@ -37,7 +37,6 @@ import argparse
 import os
 import shlex
 import statistics
-import subprocess
 import sys
 import tempfile
 from collections.abc import Sequence
@@ -49,28 +48,10 @@ from benchmarks.common import MIB, spawn, stats
 from embeddings.config import BACKENDS
 from embeddings.data import read_source
 from embeddings.errors import ArgumentParser, cli
+from embeddings.testing import find_tensorflow
 
 REPEATS = 5
 RESERVED_TRAIN_FLAGS = ("--backend", "--data", "--out")  # set per case by this benchmark
-
-
-def _tf_python(given: str | None) -> tuple[str, str | None]:
-    """The interpreter for ``tf``, and why it cannot run (``None`` when it can)."""
-    python = given or os.environ.get("EMBEDDINGS_TF_PYTHON") or sys.executable
-    try:
-        failed = subprocess.run([python, "-c", "import tensorflow"], capture_output=True,
-                                env=_tf_env(), check=False).returncode != 0
-    except OSError:  # no such interpreter
-        failed = True
-    if failed:
-        return python, (f"skipped: {python} cannot import tensorflow; pass --tf-python with "
-                        "the interpreter of an environment that has the tf extra")
-    return python, None
-
-
-def _tf_env() -> dict[str, str]:
-    """This environment without ``KERAS_BACKEND`` (TensorFlow aborts under ``torch``)."""
-    return {k: v for k, v in os.environ.items() if k != "KERAS_BACKEND"}
 
 
 def command(backend: str, python: str, data: str, train_args: Sequence[str],
@@ -86,11 +67,14 @@ def run(args: argparse.Namespace) -> int:
         if Path(args.data).expanduser().exists() else args.data
     reviews, source = read_source(data)  # refuses an unusable source before measuring
     pythons = {b: sys.executable for b in args.backends}
+    envs: dict[str, dict[str, str] | None] = {b: None for b in args.backends}
     skipped: dict[str, str] = {}
     if "tf" in pythons:
-        pythons["tf"], why = _tf_python(args.tf_python)
-        if why is not None:
-            skipped["tf"] = why
+        pythons["tf"], envs["tf"], found = find_tensorflow(args.tf_python)
+        if not found:
+            skipped["tf"] = (f"skipped: {pythons['tf']} cannot import tensorflow; pass "
+                             "--tf-python with the interpreter of an environment that has the "
+                             "tf extra")
     measured = [b for b in args.backends if b not in skipped]
     walls: dict[str, list[float]] = {b: [] for b in measured}
     peaks: dict[str, list[int]] = {b: [] for b in measured}
@@ -105,7 +89,7 @@ def run(args: argparse.Namespace) -> int:
                 log = Path(tmp) / f"{backend}-{repeat}.log"
                 process = spawn(command(backend, pythons[backend], data, args.train_args,
                                         str(run_dir)), log,
-                                env=_tf_env() if backend == "tf" else None)
+                                env=envs[backend])
                 logs[backend].append(common.phases(log.read_text(errors="replace")))
                 walls[backend].append(process.wall_s)
                 peaks[backend].append(process.peak_rss_kib)

@@ -59,24 +59,40 @@ def write_imdb_tree(root: str | os.PathLike[str], files: Mapping[str, bytes | st
     return base
 
 
-def tensorflow_python() -> tuple[str, dict[str, str]]:
-    """An interpreter that imports TensorFlow, and the environment to run it in.
+def find_tensorflow(python: str | None = None) -> tuple[str, dict[str, str], bool]:
+    """An interpreter for TensorFlow, the environment to run it in, and whether it imports
+    TensorFlow (an interpreter that does not exist does not).
 
-    ``$EMBEDDINGS_TF_PYTHON``, else this one.  The environment drops ``KERAS_BACKEND``: a
-    test process may run Keras on torch, and TensorFlow aborts on import under that
-    setting.  Without TensorFlow the calling test is skipped, or fails where
-    ``EMBEDDINGS_REQUIRE_TF`` is set (``nox -s parity_live``).
+    The interpreter is ``python``, else ``$EMBEDDINGS_TF_PYTHON``, else this one.  The
+    environment is this one without ``KERAS_BACKEND``: a process may run Keras on torch,
+    and TensorFlow aborts on import under that setting.
+
+    Returns:
+        tuple[str, dict[str, str], bool]: the interpreter, the environment, and whether
+        TensorFlow imports there.
+    """
+    python = python or os.environ.get("EMBEDDINGS_TF_PYTHON") or sys.executable
+    env = {k: v for k, v in os.environ.items() if k != "KERAS_BACKEND"}
+    try:
+        found = subprocess.run([python, "-c", "import tensorflow"], capture_output=True,
+                               env=env, check=False).returncode == 0
+    except OSError:  # no such interpreter
+        found = False
+    return python, env, found
+
+
+def tensorflow_python() -> tuple[str, dict[str, str]]:
+    """:func:`find_tensorflow`'s interpreter and environment for a test.  Without
+    TensorFlow the calling test is skipped, or fails where ``EMBEDDINGS_REQUIRE_TF`` is set
+    (``nox -s parity_live``).
 
     Returns:
         tuple[str, dict[str, str]]: the interpreter and the environment.
     """
     import pytest
 
-    python = os.environ.get("EMBEDDINGS_TF_PYTHON", sys.executable)
-    env = {k: v for k, v in os.environ.items() if k != "KERAS_BACKEND"}
-    probe = subprocess.run([python, "-c", "import tensorflow"], capture_output=True, env=env,
-                           check=False)
-    if probe.returncode != 0:
+    python, env, found = find_tensorflow()
+    if not found:
         message = (f"needs TensorFlow (the tf extra: pip install '.[tf]') in {python} or "
                    "EMBEDDINGS_TF_PYTHON")
         if os.environ.get("EMBEDDINGS_REQUIRE_TF"):

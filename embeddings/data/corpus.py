@@ -57,7 +57,8 @@ class Corpus:
         training rows first, each in its own order."""
         texts = pa.chunked_array([c for t in (train, val) for c in _lossless(t).chunks],
                                  pa.large_binary())
-        labels = np.concatenate([arrow.to_numpy(t["label"]) for t in (train, val)]).astype(np.int64)
+        labels = np.concatenate([arrow.to_numpy(t["label"]) for t in (train, val)],
+                                dtype=np.int64)
         return cls(texts, labels, np.arange(len(train)), np.arange(len(train), len(labels)))
 
     def layout(self) -> tuple[np.ndarray, np.ndarray]:

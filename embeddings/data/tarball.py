@@ -234,9 +234,7 @@ def _members(tar: _Tar, pick: Callable[[_Member], _Picked | None]
             raise _Corrupt(f"a header's checksum fails at byte {at}", first=at == 0)
         kind = header[156:157]
         if kind in (b"L", b"K", b"x", b"g"):
-            data = tar.read(-(-size // BLOCK) * BLOCK)[:size]
-            if len(data) < size:
-                raise _Corrupt(f"the data of the member at byte {at} runs past the end")
+            data = _data(tar, size, at)
             try:
                 if kind == b"L":
                     long_name = _text(data)
@@ -260,15 +258,27 @@ def _members(tar: _Tar, pick: Callable[[_Member], _Picked | None]
         folder = kind == b"5" or (kind == b"\0" and name.endswith("/"))
         picked = pick(_Member(name, _FOLDER if folder else _FILE if kind in _FILE_TYPES
                               else _OTHER, size))
-        padded = -(-size // BLOCK) * BLOCK
-        if picked is None:
-            if tar.skip(padded) < padded:
-                raise _Corrupt(f"the data of the member at byte {at} runs past the end")
-            continue
-        data = tar.read(padded)
-        if len(data) < padded:
+        if picked is not None:
+            yield picked, _data(tar, size, at)
+        elif tar.skip(_padded(size)) < _padded(size):
             raise _Corrupt(f"the data of the member at byte {at} runs past the end")
-        yield picked, data[:size]
+
+
+def _padded(size: int) -> int:
+    """Bytes of a member's data in the archive: ``size`` up to whole blocks."""
+    return -(-size // BLOCK) * BLOCK
+
+
+def _data(tar: _Tar, size: int, at: int) -> bytes:
+    """The ``size`` bytes of data of the member whose header is at byte ``at``.
+
+    Raises:
+        _Corrupt: the archive ends inside them.
+    """
+    data = tar.read(_padded(size))
+    if len(data) < _padded(size):
+        raise _Corrupt(f"the data of the member at byte {at} runs past the end")
+    return data[:size]
 
 
 def _truncated(name: str, err: BaseException) -> DataSourceError:
