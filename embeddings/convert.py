@@ -29,13 +29,12 @@ from __future__ import annotations
 
 import logging
 import os
-import sys
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 
 from embeddings import __version__, runs, weights
 from embeddings.config import ModelConfig, RunConfig, TextConfig
-from embeddings.errors import ArgumentParser, InvalidInput, cli
+from embeddings.errors import ArgumentParser, InvalidInput, cli, exit_now
 from embeddings.files import atomic_write_text, claim, sweep
 from embeddings.keras_file import (
     KerasModelFile,
@@ -314,4 +313,4 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    exit_now(main())

@@ -14,9 +14,11 @@ library caller would catch (``ValueError``, ``ImportError``, ...).  No torch her
 from __future__ import annotations
 
 import argparse
+import atexit
 import errno
 import os
 import sys
+import threading
 import typing
 from collections.abc import Callable
 from signal import SIGINT
@@ -101,3 +103,30 @@ def cli(main: Callable[[], int]) -> int:
                          f"checkpoint; continue with: {stop.resume}", stop.exit_status)
         return _fail(f"interrupted by {stop.name}: stopped; unfinished output was removed "
                      "and everything written before is intact.", stop.exit_status)
+
+
+def exit_now(status: int) -> typing.NoReturn:
+    """End a command line's process with ``status`` once its body has returned, skipping
+    the interpreter's teardown: with torch loaded, freeing every module's objects one by
+    one took 0.3 s of the tutorial's 3.5 s run (measured here), and nothing is left to do.
+
+    What a normal exit does that matters still happens first: the ``atexit`` handlers
+    run (logging's flush among them), then stdout and stderr are flushed.  Where a
+    thread that is not a daemon is still running, the normal exit (which waits for it)
+    is kept.  An exception that escapes the body never gets here: it keeps the usual
+    exit, with its traceback.
+
+    Args:
+        status (int): the exit status, from :func:`cli`.
+    """
+    others = [t for t in threading.enumerate()
+              if t is not threading.main_thread() and not t.daemon and t.is_alive()]
+    if others:
+        sys.exit(status)
+    atexit._run_exitfuncs()
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except (OSError, ValueError):  # a closed pipe or stream: nothing more can reach it
+            pass
+    os._exit(status)

@@ -24,7 +24,6 @@ from __future__ import annotations
 import json
 import logging
 import os
-import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -41,7 +40,7 @@ from torchmetrics.functional.classification import (
 
 from embeddings import data as imdb
 from embeddings.config import DEVICES
-from embeddings.errors import ArgumentParser, InvalidInput, cli
+from embeddings.errors import ArgumentParser, InvalidInput, cli, exit_now
 from embeddings.model import keras_predictions
 from embeddings.predict import BACKENDS, check_backend, logits
 from embeddings.runs import HISTORY_FILE, RUN_HELP, Run, load_run, run_flag
@@ -269,4 +268,4 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    exit_now(main())

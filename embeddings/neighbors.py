@@ -34,7 +34,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from embeddings.errors import ArgumentParser, InvalidInput, cli
+from embeddings.errors import ArgumentParser, InvalidInput, cli, exit_now
 from embeddings.runs import RUN_HELP, Run, load_run, run_flag
 from embeddings.text import OOV_TOKEN, PAD_TOKEN, TextVectorization
 
@@ -256,4 +256,4 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    exit_now(main())

@@ -16,11 +16,10 @@ refused, as is a path that is not a run directory.
 from __future__ import annotations
 
 import os
-import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from embeddings.errors import ArgumentParser, InvalidInput, cli
+from embeddings.errors import ArgumentParser, InvalidInput, cli, exit_now
 from embeddings.files import atomic_write_bytes
 from embeddings.runs import Run, load_run
 from embeddings.runs.pictures import curves_png, has_curves
@@ -123,4 +122,4 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    exit_now(main())

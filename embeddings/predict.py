@@ -20,7 +20,7 @@ import torch
 
 from embeddings.backends.native import resolve_device
 from embeddings.config import DEVICES
-from embeddings.errors import ArgumentParser, InvalidInput, cli
+from embeddings.errors import ArgumentParser, InvalidInput, cli, exit_now
 from embeddings.model import SentimentClassifier
 from embeddings.review_input import FORMATS, STDIN, input_format, read_reviews, shown
 from embeddings.runs import RUN_HELP, Run, load_run, run_flag
@@ -160,4 +160,4 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    exit_now(main())

@@ -21,7 +21,6 @@ import datetime
 import json
 import logging
 import platform
-import sys
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -35,7 +34,7 @@ from embeddings.backends.contract import EpochCallback
 from embeddings.backends.distributed import env_rank
 from embeddings.config import RunConfig, parse_args
 from embeddings.data import CHUNK_ROWS, Splits, load_splits
-from embeddings.errors import ArgumentParser, InvalidInput, cli
+from embeddings.errors import ArgumentParser, InvalidInput, cli, exit_now
 from embeddings.files import atomic_write_json
 from embeddings.interrupt import Interrupted
 from embeddings.memory import check_fits
@@ -289,4 +288,4 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    exit_now(main())

@@ -80,3 +80,42 @@ def test_running_out_of_memory_and_ctrl_c_are_one_line(capsys: pytest.CaptureFix
     assert capsys.readouterr().err.startswith("error: out of memory. Use smaller sizes")
     assert cli(ctrl_c) == 130
     assert capsys.readouterr().err.startswith("interrupted by SIGINT: stopped;")
+
+
+_EXITING = """
+import atexit, sys, threading, time
+from embeddings.errors import exit_now
+
+class Teardown:
+    def __del__(self):
+        print("torn down", file=sys.stderr)
+
+kept = Teardown()  # freed only by the interpreter's teardown
+atexit.register(lambda: print("atexit ran", file=sys.stderr))
+print("x" * 300_000, end="")  # more than a pipe holds: must be flushed, not lost
+if sys.argv[1] == "thread":
+    threading.Thread(target=lambda: (time.sleep(0.3), print("thread ended", file=sys.stderr)),
+                     daemon=False).start()
+exit_now(int(sys.argv[2]))
+"""
+
+
+@pytest.mark.parametrize("status", [0, 3])
+def test_a_command_line_exits_without_the_teardown(status: int) -> None:
+    """``exit_now`` keeps the status, the atexit handlers and every byte written, and
+    skips the interpreter's teardown (the object freed there never is)."""
+    proc = subprocess.run([sys.executable, "-c", _EXITING, "plain", str(status)],
+                          capture_output=True, text=True, timeout=120, check=False)
+    assert proc.returncode == status
+    assert proc.stdout == "x" * 300_000
+    assert proc.stderr == "atexit ran\n"
+
+
+def test_a_running_thread_keeps_the_normal_exit() -> None:
+    """A thread that is not a daemon is waited for, as a normal exit does, and then the
+    teardown runs too."""
+    proc = subprocess.run([sys.executable, "-c", _EXITING, "thread", "4"],
+                          capture_output=True, text=True, timeout=120, check=False)
+    assert proc.returncode == 4
+    assert proc.stdout == "x" * 300_000
+    assert proc.stderr.splitlines() == ["thread ended", "atexit ran", "torn down"]
