@@ -38,7 +38,7 @@ def umask() -> int:
     return mask
 
 
-def atomic_write_bytes(path: str | os.PathLike[str], data: bytes) -> None:
+def atomic_write_bytes(path: str | os.PathLike[str], data: bytes | memoryview) -> None:
     """Write ``data`` to ``path`` atomically, creating missing parent folders."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)

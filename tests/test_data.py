@@ -16,6 +16,7 @@ import numpy as np
 import pytest
 
 from embeddings import data
+from embeddings.data import tarball
 from embeddings.testing import assert_refused, make_tarball, train_cli, write_imdb_tree
 
 
@@ -611,3 +612,79 @@ def test_load_test_has_the_columns_of_the_splits(small_imdb: Path) -> None:
     assert test.column_names == data.load_splits(small_imdb).val.column_names
     assert test["label"] == [0, 0, 1, 1]
     assert data.exact_texts(test)[3] == b"\xff fine test"  # not UTF-8: its bytes
+
+
+# -- an archive's reviews, kept between runs -----------------------------------------------
+
+
+@pytest.fixture
+def keeping(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Path:
+    """An empty cache, and archives of any size kept (the small tree has 40 reviews)."""
+    monkeypatch.setenv("EMBEDDINGS_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setattr(tarball, "PARSED_MIN_REVIEWS", 1)
+    return tmp_path / "cache"
+
+
+def _kept(archive: Path, subset: str = "train") -> Path:
+    return tarball.parsed_path(hashlib.sha256(archive.read_bytes()).hexdigest(), subset)
+
+
+def test_an_archives_reviews_are_kept_and_read_back(small_imdb: Path, tmp_path: Path,
+                                                    keeping: Path) -> None:
+    """The first read keeps the reviews (exact bytes, invalid UTF-8 too) under the
+    archive's sha256; a later read returns what was kept, not the archive's members."""
+    (small_imdb / "train" / "neg" / "99_1.txt").write_bytes(b"caf\xe9 \xff bad")
+    archive = tmp_path / "imdb.tar.gz"
+    make_tarball(small_imdb, archive)
+    expected = data.read_directory(small_imdb)
+    assert not _kept(archive).exists()
+    assert data.read_tarball(archive) == expected
+    assert _kept(archive).is_file() and _kept(archive).parent.parent.parent == keeping
+    assert data.read_tarball(archive) == expected  # read back
+    test_only = expected[:3]  # what is kept is what a later read returns
+    tarball._write_parsed(_kept(archive), test_only)
+    assert data.read_tarball(archive) == test_only
+    assert data.read_source(archive)[0] == test_only
+    assert not _kept(archive, "test").exists()  # each subset has its own
+
+
+def test_a_damaged_kept_copy_is_read_around_and_written_again(
+        small_imdb: Path, tmp_path: Path, keeping: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    archive = tmp_path / "imdb.tar.gz"
+    make_tarball(small_imdb, archive)
+    expected = data.read_tarball(archive)
+    whole = _kept(archive).read_bytes()
+    _kept(archive).write_bytes(whole[:len(whole) // 2])
+    assert data.read_tarball(archive) == expected
+    assert "its parsed copy" in caplog.text and "is unreadable" in caplog.text
+    assert _kept(archive).read_bytes() == whole  # written afresh
+
+
+def test_small_archives_and_an_unwritable_cache_keep_nothing(
+        small_imdb: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+        caplog: pytest.LogCaptureFixture) -> None:
+    archive = tmp_path / "imdb.tar.gz"
+    make_tarball(small_imdb, archive)
+    expected = data.read_directory(small_imdb)
+    monkeypatch.setenv("EMBEDDINGS_CACHE", str(tmp_path / "cache"))
+    assert data.read_tarball(archive) == expected  # 40 reviews: under PARSED_MIN_REVIEWS
+    assert not (tmp_path / "cache").exists()
+    monkeypatch.setattr(tarball, "PARSED_MIN_REVIEWS", 1)
+    (tmp_path / "a-file").write_bytes(b"")
+    monkeypatch.setenv("EMBEDDINGS_CACHE", str(tmp_path / "a-file"))  # no folder can go there
+    assert data.read_tarball(archive) == expected
+    assert "Could not keep the parsed reviews" in caplog.text
+
+
+def test_the_real_archives_kept_reviews_are_its_reviews(keeping: Path) -> None:
+    """The 25,000 training reviews, read from the archive and then from their kept copy:
+    the same reviews, in the same order, byte for byte."""
+    source = os.environ.get("EMBEDDINGS_DATA") or ""
+    if not Path(source).is_file():
+        pytest.fail("EMBEDDINGS_DATA must name the IMDb archive (../shared/data/"
+                    f"aclImdb-train.tar.gz). Received: EMBEDDINGS_DATA={source!r}")
+    parsed, where = data.read_source(source)
+    assert _kept(Path(source)).is_file()
+    kept, kept_where = data.read_source(source)
+    assert len(parsed) == 25_000 and kept == parsed and kept_where == where

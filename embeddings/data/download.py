@@ -31,7 +31,7 @@ from pathlib import Path
 from typing import Any, cast
 
 from embeddings.data.reviews import DataSourceError, Review, _brief, _read_regular
-from embeddings.data.tarball import _tar_reviews
+from embeddings.data.tarball import archive_reviews
 from embeddings.errors import InvalidInput
 from embeddings.files import atomic_write_json, cache_dir, claim, sweep
 
@@ -127,7 +127,7 @@ def _read_entry(folder: Path, record: dict[str, Any],
         raise DataSourceError(f"The cached archive {archive} is corrupt (sha256 {digest[:12]}...): "
                               "delete it and run again to download it afresh.")
     where = f"{record['source']} (sha256 {digest}, cached as {archive})"
-    return _tar_reviews(blob, str(archive), subset), where
+    return archive_reviews(blob, str(archive), subset, digest), where
 
 
 def _cached_imdb(folder: Path, subset: str = "train") -> tuple[list[Review], str]:
@@ -246,7 +246,7 @@ def _download(address: str, digest: str | None, folder: Path,
         if digest is not None and actual != digest:
             raise DataSourceError(f"The download from {address} has sha256 {actual[:12]}..., "
                                   f"not the expected {digest[:12]}...; nothing was kept.")
-        reviews = _tar_reviews(blob, address, subset)
+        reviews = archive_reviews(blob, address, subset, actual)
         _file_entry(staging.path, folder, address, actual)
     finally:
         staging.release()
