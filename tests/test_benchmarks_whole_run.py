@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import subprocess
@@ -11,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from benchmarks import whole_run
+from embeddings.data.tarball import parsed_path
 from embeddings.testing import TINY_TRAIN_FLAGS, cli_error, make_tarball
 
 REPO = Path(__file__).resolve().parents[1]
@@ -46,7 +48,12 @@ def test_each_repeat_is_timed_and_measured_and_tf_without_tensorflow_is_skipped(
     assert all(v is not None and v >= 0 for v in phases.values())
     assert phases["in_process"] < min(torch_case["wall"]["times_s"])
     assert "cannot import tensorflow" in report["cases"]["tf"]["skipped"]
-    assert report["summary"]["wall_ratio_to_torch"] == {"torch": 1.0}
+    first = report["cases"][whole_run.FIRST]  # the same command, nothing kept before it
+    assert first["command"] == torch_case["command"].replace("torch-<i>", "torch-first-<i>")
+    assert len(first["wall"]["times_s"]) == 2
+    assert list(report["cases"]) == ["torch", whole_run.FIRST, "tf"]
+    assert set(report["summary"]["wall_ratio_to_torch"]) == {"torch", whole_run.FIRST}
+    assert report["summary"]["wall_ratio_to_torch"]["torch"] == 1.0
     assert "sha256" in report["data"]["source"] and report["data"]["reviews"] == 40
     assert "torch" in proc.stdout and "skipped" in proc.stdout
 
@@ -59,6 +66,14 @@ def test_each_repeat_is_timed_and_measured_and_tf_without_tensorflow_is_skipped(
 def test_mistakes_exit_2_in_one_message(archive: Path, flags: list[str], message: str) -> None:
     err = cli_error(["benchmarks.whole_run", "--data", str(archive), *flags], cwd=REPO)
     assert message in err
+
+
+def test_the_first_run_case_removes_the_archives_kept_reviews(archive: Path,
+                                                             small_imdb: Path) -> None:
+    """``torch-first`` deletes the file an archive's reviews are kept in; a folder has none."""
+    digest = hashlib.sha256(archive.read_bytes()).hexdigest()
+    assert whole_run.kept_copy(str(archive)) == parsed_path(digest, "train")
+    assert whole_run.kept_copy(str(small_imdb)) is None
 
 
 def test_the_command_is_the_users_training_command() -> None:
