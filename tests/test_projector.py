@@ -27,6 +27,9 @@ from embeddings.runs.projector import (
     EVENTS_FILE,
     PROJECTOR_CONFIG_FILE,
     VEC_FILE,
+    VECTORS_FILE,
+    value_rows,
+    write_projector_tsv,
     write_tensorboard_projector,
     write_vec,
 )
@@ -40,6 +43,27 @@ def test_vec_is_a_header_then_each_token_and_its_values(tmp_path: Path) -> None:
     write_vec(tmp_path, table, ["", "[UNK]", "the", "café"])
     assert (tmp_path / VEC_FILE).read_bytes() == (
         "3 2\n[UNK] 0.1 -0.012345678\nthe 1e-05 1e+16\ncafé 0.0 -0.0\n".encode())
+
+
+def test_the_values_printed_once_serve_both_files(tmp_path: Path) -> None:
+    """``value_rows`` is what each writer prints, and a writer given the rows writes them
+    (a run prints the table once for ``vectors.tsv`` and ``vectors.vec``)."""
+    table = np.array([[9.0, 9.0], [0.1, -0.012345678], [1e-5, 1e16]], dtype=np.float32)
+    vocabulary = ["", "[UNK]", "the"]
+    assert value_rows(table) == ["9.0\t9.0", "0.1\t-0.012345678", "1e-05\t1e+16"]
+    write_tensorboard_projector(tmp_path / "printed", table, vocabulary)
+    write_vec(tmp_path / "printed", table, vocabulary)
+    write_tensorboard_projector(tmp_path / "given", table, vocabulary, value_rows(table))
+    write_vec(tmp_path / "given", table, vocabulary, value_rows(table))
+    for name in (VECTORS_FILE, VEC_FILE):
+        assert (tmp_path / "given" / name).read_bytes() == (
+            tmp_path / "printed" / name).read_bytes()
+    other = value_rows(table * 2)
+    write_projector_tsv(table, vocabulary, tmp_path / "other", other)
+    write_vec(tmp_path / "other", table, vocabulary, other)
+    assert (tmp_path / "other" / VECTORS_FILE).read_text() == "0.2\t-0.024691356\n2e-05\t2e+16\n"
+    assert (tmp_path / "other" / VEC_FILE).read_text() == (
+        "2 2\n[UNK] 0.2 -0.024691356\nthe 2e-05 2e+16\n")
 
 
 def test_vec_parses_back_to_the_table_bit_for_bit(tmp_path: Path) -> None:

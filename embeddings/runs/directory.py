@@ -54,6 +54,7 @@ from embeddings.runs.projector import (
     PROJECTOR_CONFIG_FILE,
     VEC_FILE,
     VECTORS_FILE,
+    value_rows,
     write_tensorboard_projector,
     write_vec,
 )
@@ -285,10 +286,11 @@ def write_embedding_files(out_dir: str | os.PathLike[str], table: np.ndarray,
     """Write a run's Embedding Projector files (:func:`write_tensorboard_projector`) and
     ``vectors.vec`` (:func:`write_vec`, of :func:`vec_rows`), each atomically."""
     out = Path(out_dir)
-    write_tensorboard_projector(out, table, vocabulary)
+    values = value_rows(table)  # printed once for both files
+    write_tensorboard_projector(out, table, vocabulary, values)
     words = vec_rows(vocabulary, ngrams)
     try:
-        write_vec(out, table[words], [vocabulary[i] for i in words])
+        write_vec(out, table[words], [vocabulary[i] for i in words], [values[i] for i in words])
     except ValueError as err:  # a converted vocabulary with a token the format cannot hold
         log.warning("%s is not written: %s", VEC_FILE, err)
 
