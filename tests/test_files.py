@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from embeddings.files import atomic_write_bytes
+import pytest
+
+from embeddings.files import atomic_file, atomic_write_bytes
 
 
 def test_atomic_write_replaces_whole_and_leaves_no_temporaries(tmp_path: Path) -> None:
@@ -14,6 +16,21 @@ def test_atomic_write_replaces_whole_and_leaves_no_temporaries(tmp_path: Path) -
     assert target.read_bytes() == b"new"
     assert [p.name for p in target.parent.iterdir()] == ["file.bin"]
     assert target.stat().st_mode & 0o044  # readable by others, not mkstemp's 0600
+
+
+def test_a_file_written_in_pieces_appears_whole_or_not_at_all(tmp_path: Path) -> None:
+    target = tmp_path / "file.bin"
+    atomic_write_bytes(target, b"old")
+    with pytest.raises(RuntimeError), atomic_file(target) as f:
+        f.write(b"half of the n")
+        assert target.read_bytes() == b"old"  # nothing shows while it is written
+        raise RuntimeError("stopped halfway")
+    assert target.read_bytes() == b"old" and [p.name for p in tmp_path.iterdir()] == ["file.bin"]
+    with atomic_file(target) as f:
+        f.write(b"new, ")
+        f.write(b"in two pieces")
+    assert target.read_bytes() == b"new, in two pieces"
+    assert [p.name for p in tmp_path.iterdir()] == ["file.bin"]
 
 
 def test_sweep_removes_only_staging_whose_owner_is_gone(tmp_path: Path) -> None:

@@ -34,7 +34,7 @@ from embeddings.data.reviews import (
     _read_regular,
     check_subset,
 )
-from embeddings.files import atomic_write_bytes, cache_dir
+from embeddings.files import atomic_file, cache_dir
 
 log = logging.getLogger(__name__)
 
@@ -345,6 +345,7 @@ def _read_archive(path: Path, subset: str = "train") -> tuple[list[Review], str]
 PARSED_VERSION = 1  # part of the file name: raise it when what the reader returns changes
 PARSED_MIN_REVIEWS = 1_000  # a smaller archive is read faster than its file is written
 _PARSED_COLUMNS = ("path", "raw", "label")
+_PARSED_BATCH = 1_000  # reviews per record batch written
 
 
 def parsed_path(digest: str, subset: str) -> Path:
@@ -395,21 +396,24 @@ def _read_parsed(path: Path) -> list[Review] | None:
 
 
 def _write_parsed(path: Path, found: list[Review]) -> None:
+    """Write ``found`` to ``path`` atomically, :data:`_PARSED_BATCH` reviews at a time (a
+    whole-table copy would stay with pyarrow's allocator for the rest of the run)."""
     import numpy as np
     import pyarrow as pa
 
     from embeddings import arrow
 
-    table = pa.table({
-        "path": arrow.binary([r.path.encode() for r in found]).cast(pa.large_string()),
-        "raw": arrow.binary([r.raw for r in found]),
-        "label": arrow.numbers(np.fromiter((r.label for r in found), np.int8, len(found))),
-    })
-    sink = pa.BufferOutputStream()
-    with pa.ipc.new_file(sink, table.schema) as writer:
-        writer.write_table(table)
+    schema = pa.schema([("path", pa.large_string()), ("raw", pa.large_binary()),
+                        ("label", pa.int8())])
     try:
-        atomic_write_bytes(path, memoryview(sink.getvalue()))
+        with atomic_file(path) as sink, pa.ipc.new_file(sink, schema) as writer:
+            for start in range(0, len(found), _PARSED_BATCH):
+                part = found[start:start + _PARSED_BATCH]
+                writer.write_batch(pa.record_batch([
+                    arrow.binary([r.path.encode() for r in part]).cast(pa.large_string()),
+                    arrow.binary([r.raw for r in part]),
+                    arrow.numbers(np.fromiter((r.label for r in part), np.int8, len(part))),
+                ], schema=schema))
     except OSError as err:  # a read-only or full cache: the next run reads the archive
         log.warning("Could not keep the parsed reviews in %s (%s); later runs read the "
                     "archive again", path, _brief(err))
