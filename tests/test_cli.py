@@ -1,4 +1,4 @@
-"""Every bad input of ``train`` and ``predict`` (docs/bad-inputs.md): run as a user runs
+"""Every bad input of ``train`` and ``predict`` (docs/reliability.md): run as a user runs
 it, it exits 2 with one short message naming the input and the fix, and changes nothing."""
 
 from __future__ import annotations
