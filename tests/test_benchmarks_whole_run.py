@@ -68,9 +68,10 @@ def test_mistakes_exit_2_in_one_message(archive: Path, flags: list[str], message
     assert message in err
 
 
-def test_the_first_run_case_removes_the_archives_kept_reviews(archive: Path,
+def test_the_first_run_case_targets_the_archives_kept_reviews(archive: Path,
                                                              small_imdb: Path) -> None:
-    """``torch-first`` deletes the file an archive's reviews are kept in; a folder has none."""
+    """``torch-first`` deletes :func:`whole_run.kept_copy` before each run: for an archive
+    that is the file its reviews are kept in, for a folder there is none."""
     digest = hashlib.sha256(archive.read_bytes()).hexdigest()
     assert whole_run.kept_copy(str(archive)) == parsed_path(digest, "train")
     assert whole_run.kept_copy(str(small_imdb)) is None
